@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs the real components pgbeacon's tests and demo talk to, idempotently:
+#   PostgreSQL 15 server, PgBouncer, HAProxy, Patroni 3.0.2 (Debian) with python3-consul, dig, jq, curl,
+#   and Consul 1.8.7 (Debian bullseye package). Patroni 4 (PyPI venv) is scripts/install-patroni4.sh.
+# Run as root on Debian 12 (bookworm). Safe to run again: every step checks first.
+set -euo pipefail
+
+log() { printf '[install-deps] %s\n' "$*"; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Debian's postinst scripts try to start services; there is no init system here and we start
+# everything by hand, so forbid service starts during the install.
+with_no_service_start() {
+  local policy=/usr/sbin/policy-rc.d created=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod +x "$policy"
+    created=1
+  fi
+  "$@"
+  local rc=$?
+  if [ "$created" = 1 ]; then $SUDO rm -f "$policy"; fi
+  return $rc
+}
+
+apt_packages=()
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || apt_packages+=(pgbouncer)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || apt_packages+=(haproxy)
+command -v patroni >/dev/null 2>&1 || apt_packages+=(patroni)
+# patroni depends on "python3-etcd | python3-consul | …" and apt picks etcd: ask for Consul's explicitly.
+python3 -c 'import consul' >/dev/null 2>&1 || apt_packages+=(python3-consul)
+command -v jq >/dev/null 2>&1 || apt_packages+=(jq)
+command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || apt_packages+=(postgresql-15)
+command -v psql >/dev/null 2>&1 || apt_packages+=(postgresql-client-15)
+command -v dig >/dev/null 2>&1 || apt_packages+=(dnsutils)
+
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  log "installing ${apt_packages[*]}"
+  $SUDO apt-get update -qq
+  with_no_service_start $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}"
+else
+  log "Debian packages already present"
+fi
+
+# Consul is not in bookworm; Debian bullseye ships 1.8.7 as a static binary.
+if ! command -v consul >/dev/null 2>&1; then
+  log "installing consul from Debian bullseye"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  mkdir -p "$work/lists/partial"
+  echo "deb http://deb.debian.org/debian bullseye main" > "$work/sources.list"
+  apt_opts=(-o Dir::Etc::sourcelist="$work/sources.list" -o Dir::Etc::sourceparts=/dev/null
+            -o Dir::State::Lists="$work/lists" -o APT::Get::List-Cleanup=0)
+  $SUDO apt-get "${apt_opts[@]}" update -qq
+  (cd "$work" && apt-get "${apt_opts[@]}" download consul)
+  dpkg -x "$work"/consul_*.deb "$work/root"
+  $SUDO install -m 0755 "$work/root/usr/bin/consul" /usr/local/bin/consul
+fi
+
+log "versions:"
+printf '  %s\n' \
+  "$(consul version | head -1)" \
+  "$(/usr/sbin/pgbouncer --version 2>/dev/null | head -1 || pgbouncer --version | head -1)" \
+  "$(/usr/sbin/haproxy -v 2>/dev/null | head -1 || haproxy -v | head -1)" \
+  "patroni $(patroni --version 2>/dev/null | awk '{print $2}')" \
+  "$(/usr/lib/postgresql/15/bin/postgres --version)"

@@ -1,0 +1,752 @@
+#!/usr/bin/env bash
+# scripts/lab.sh — a throwaway Patroni cluster on loopback for pgbeacon's tests and demos:
+# one Consul dev agent (Patroni's DCS and pgbeacon's registry), N Patroni nodes running PostgreSQL 15,
+# one PgBouncer per node, and optionally one pgbeacon per node.
+#
+# Usage: scripts/lab.sh COMMAND [ARGS]
+#   start                  start whatever is not running; wait for a leader + N-1 streaming replicas
+#   stop                   stop everything this lab started, by PID (safe to run twice)
+#   status                 processes and the Patroni role of each node (exit 0 all up, 3 something down)
+#   switchover [NODE]      POST /switchover from the leader to NODE (default: first replica); wait
+#   env                    KEY=VALUE lines (ports, dirs, names) for tests and `source`
+#   pgbeacon-start N | pgbeacon-stop N [SIGNAL]     one pgbeacon (needs LAB_PGBEACON)
+#   pgbouncer-start N | pgbouncer-stop N [SIGNAL]   one PgBouncer
+#   patroni-start N | patroni-stop N [SIGNAL]       one Patroni (and its PostgreSQL)
+#   consul-start | consul-stop [SIGNAL]             the Consul dev agent (a dev agent forgets all state)
+# SIGNAL defaults to TERM; for TERM/INT/QUIT/KILL the command waits for the process to exit, for any
+# other signal (STOP, CONT, HUP, ...) it only sends it.
+#
+# Settings (environment):
+#   LAB_DIR=/tmp/pgbeacon-lab   LAB_PATRONI=3 (Debian /usr/bin/patroni 3.0.2) | 4 (venv, see below)
+#   LAB_NODES=3   LAB_BASE_PORT=15400   LAB_SCOPE=pgbeacon-lab   LAB_START_TIMEOUT=80 (seconds)
+#   PATRONI4_VENV=/opt/pgbeacon/patroni4 (made by scripts/install-patroni4.sh)
+#   LAB_PGBEACON="java -jar target/pgbeacon.jar"  run as: $LAB_PGBEACON run --config nodeN/pgbeacon.yml
+#   LAB_SUPERUSER_PASSWORD, LAB_REPLICATION_PASSWORD, LAB_PGBEACON_PASSWORD   (lab defaults below)
+#   LAB_PGBOUNCER_AUTH=md5 (PgBouncer auth_type for clients: md5 | scram-sha-256 | plain)
+# `start` records the layout in $LAB_DIR/lab.conf; every other command (and `start` while anything is
+# still running) uses the recorded layout, so `env`/`stop` need no settings repeated.
+#
+# Port mapping, B = LAB_BASE_PORT (default 15400):
+#   B+0 Consul HTTP   B+1 Consul DNS   B+2 Consul server RPC   B+3 serf LAN   B+4 serf WAN   (gRPC off)
+#   node i (1..N), base B+10*i:   +0 PostgreSQL   +1 Patroni REST   +2 PgBouncer
+#                                 +3 pgbeacon agent (view primary)   +4 pgbeacon agent (view replica)
+#   e.g. node1: 15410 pg, 15411 rest, 15412 pgbouncer, 15413/15414 agent;  node3: 15430..15434
+#
+# Layout of $LAB_DIR: lab.conf, consul/ consul.log consul.pid, pgbeacon.password (mode 600),
+#   post_bootstrap.sh, nodeN/{patroni.yml,data/,patroni.log,patroni.pid,postgresql.log,
+#   pgbouncer.ini,pgbouncer.users,pgbouncer.log,pgbouncer.pid,pgbeacon.yml,pgbeacon.log,pgbeacon.pid}
+# A fresh `start` (nothing running) wipes nodeN/ and consul/: a Consul dev agent keeps no state, so old
+# data directories would only confuse Patroni.
+#
+# Runs as root (switches to user postgres for Patroni/PostgreSQL/PgBouncer, which refuse root) or as postgres.
+# Everything listens on 127.0.0.1 only. Processes are stopped by PID only, after checking their command line.
+set -euo pipefail
+
+readonly PG_BIN="${LAB_PG_BIN:-/usr/lib/postgresql/15/bin}"
+readonly PG_USER=postgres
+
+LAB_DIR="${LAB_DIR:-/tmp/pgbeacon-lab}"
+LAB_PATRONI="${LAB_PATRONI:-3}"
+LAB_NODES="${LAB_NODES:-3}"
+LAB_BASE_PORT="${LAB_BASE_PORT:-15400}"
+LAB_SCOPE="${LAB_SCOPE:-pgbeacon-lab}"
+PATRONI4_VENV="${PATRONI4_VENV:-/opt/pgbeacon/patroni4}"
+LAB_START_TIMEOUT="${LAB_START_TIMEOUT:-80}"
+LAB_PGBEACON="${LAB_PGBEACON:-}"
+LAB_SUPERUSER_PASSWORD="${LAB_SUPERUSER_PASSWORD:-lab-postgres-pw}"
+LAB_REPLICATION_PASSWORD="${LAB_REPLICATION_PASSWORD:-lab-replicator-pw}"
+LAB_PGBEACON_PASSWORD="${LAB_PGBEACON_PASSWORD:-lab-pgbeacon-pw}"
+LAB_PGBOUNCER_AUTH="${LAB_PGBOUNCER_AUTH:-md5}"
+
+T0=$SECONDS
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+log() { printf '[lab %3ds] %s\n' "$((SECONDS - T0))" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# Ports, derived from LAB_BASE_PORT (see the header).
+consul_http_port()   { echo $((LAB_BASE_PORT + 0)); }
+consul_dns_port()    { echo $((LAB_BASE_PORT + 1)); }
+consul_server_port() { echo $((LAB_BASE_PORT + 2)); }
+consul_lan_port()    { echo $((LAB_BASE_PORT + 3)); }
+consul_wan_port()    { echo $((LAB_BASE_PORT + 4)); }
+pg_port()            { echo $((LAB_BASE_PORT + 10 * $1 + 0)); }
+rest_port()          { echo $((LAB_BASE_PORT + 10 * $1 + 1)); }
+pgbouncer_port()     { echo $((LAB_BASE_PORT + 10 * $1 + 2)); }
+agent_primary_port() { echo $((LAB_BASE_PORT + 10 * $1 + 3)); }
+agent_replica_port() { echo $((LAB_BASE_PORT + 10 * $1 + 4)); }
+
+node_name() { echo "node$1"; }
+node_dir()  { echo "$LAB_DIR/node$1"; }
+nodes()     { seq 1 "$LAB_NODES"; }
+rest_url()  { echo "http://127.0.0.1:$(rest_port "$1")"; }
+
+patroni_bin() {
+  case "$LAB_PATRONI" in
+    3) echo /usr/bin/patroni ;;
+    4) echo "$PATRONI4_VENV/bin/patroni" ;;
+    *) die "LAB_PATRONI must be 3 or 4, not '$LAB_PATRONI'" ;;
+  esac
+}
+patronictl_bin() { echo "$(dirname "$(patroni_bin)")/patronictl"; }
+
+# Fetch a URL from a local REST API; prints the body, fails quietly.
+http_get() { curl -sf --max-time 2 "$1" 2>/dev/null; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_for SECONDS DESCRIPTION COMMAND... — poll COMMAND every 0.5 s until it succeeds.
+wait_for() {
+  local timeout=$1 what=$2 deadline=$((SECONDS + $1)); shift 2
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || { log "timed out after ${timeout}s waiting for $what"; return 1; }
+    sleep 0.5
+  done
+}
+
+require_tools() {
+  local t
+  for t in curl jq setsid setpriv "$PG_BIN/postgres" "$PG_BIN/psql" /usr/sbin/pgbouncer consul; do
+    command -v "$t" >/dev/null 2>&1 || die "missing $t (run scripts/install-deps.sh)"
+  done
+  [ -x "$(patroni_bin)" ] || die "missing $(patroni_bin) (LAB_PATRONI=4 needs scripts/install-patroni4.sh)"
+  if [ "$LAB_PATRONI" = 3 ]; then
+    /usr/bin/python3 -c 'import consul' 2>/dev/null \
+      || die "Patroni 3 needs python3-consul: apt-get install -y python3-consul"
+  fi
+  case "$(id -un)" in
+    root|"$PG_USER") ;;
+    *) die "run as root (or as $PG_USER): PostgreSQL must run as $PG_USER" ;;
+  esac
+}
+
+check_lab_dir() {
+  case "$LAB_DIR" in
+    /*) ;; *) die "LAB_DIR must be absolute: '$LAB_DIR'" ;;
+  esac
+  [[ "$LAB_DIR" =~ ^/[A-Za-z0-9._/-]+$ ]] || die "LAB_DIR may only contain [A-Za-z0-9._/-]: '$LAB_DIR'"
+  [ "$LAB_DIR" != / ] || die "LAB_DIR must not be /"
+}
+
+# ------------------------------------------------------------------------------------------- settings
+
+readonly LAYOUT_KEYS="LAB_PATRONI LAB_NODES LAB_BASE_PORT LAB_SCOPE PATRONI4_VENV"
+
+record_settings() {
+  local key
+  for key in $LAYOUT_KEYS; do printf '%s=%s\n' "$key" "${!key}"; done > "$LAB_DIR/lab.conf"
+  printf '%s\n' "$LAB_PGBEACON" > "$LAB_DIR/lab.pgbeacon"
+}
+
+# Use the layout recorded by the last `start`; LAB_PGBEACON from the environment wins if set.
+load_recorded_settings() {
+  local key val
+  [ -f "$LAB_DIR/lab.conf" ] || return 0
+  while IFS='=' read -r key val; do
+    case " $LAYOUT_KEYS " in *" $key "*) printf -v "$key" '%s' "$val" ;; esac
+  done < "$LAB_DIR/lab.conf"
+  if [ -z "$LAB_PGBEACON" ] && [ -f "$LAB_DIR/lab.pgbeacon" ]; then
+    IFS= read -r LAB_PGBEACON < "$LAB_DIR/lab.pgbeacon" || true
+  fi
+}
+
+# -------------------------------------------------------------------------------------------- processes
+
+# Each process is (pid file, a string its command line must contain). The string is a path inside
+# LAB_DIR, so a recycled PID never matches another program.
+consul_pidfile()       { echo "$LAB_DIR/consul.pid"; }
+consul_marker()        { echo "$LAB_DIR/consul"; }
+patroni_pidfile()      { echo "$(node_dir "$1")/patroni.pid"; }
+patroni_marker()       { echo "$(node_dir "$1")/patroni.yml"; }
+pgbouncer_pidfile()    { echo "$(node_dir "$1")/pgbouncer.pid"; }
+pgbouncer_marker()     { echo "$(node_dir "$1")/pgbouncer.ini"; }
+pgbeacon_pidfile()     { echo "$(node_dir "$1")/pgbeacon.pid"; }
+pgbeacon_marker()      { echo "$(node_dir "$1")/pgbeacon.yml"; }
+
+# alive PIDFILE MARKER — true if the PID in PIDFILE runs a command line containing MARKER.
+alive() {
+  local pidfile=$1 marker=$2 pid
+  [ -s "$pidfile" ] || return 1
+  pid=$(cat "$pidfile" 2>/dev/null) || return 1
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$marker"
+}
+
+not_alive() { ! alive "$@"; }
+
+pid_of() { cat "$1" 2>/dev/null || true; }
+
+# spawn PIDFILE LOGFILE USER COMMAND... — start COMMAND detached (own session, stdin /dev/null, output
+# appended to LOGFILE) as USER; PIDFILE gets COMMAND's own PID (the shell execs it).
+spawn() {
+  local pidfile=$1 logfile=$2 user=$3; shift 3
+  local -a as_user=()
+  rm -f "$pidfile"
+  if [ "$user" != "$(id -un)" ]; then
+    as_user=(setpriv --reuid="$user" --regid="$user" --init-groups
+             env -i HOME="$(dirname "$pidfile")" USER="$user" PATH=/usr/bin:/bin LANG=C.UTF-8)
+  fi
+  # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
+  setsid "${as_user[@]}" /bin/sh -c 'echo $$ > "$0" && exec "$@"' "$pidfile" "$@" \
+    >> "$logfile" 2>&1 < /dev/null &
+  wait_for 5 "pid file $pidfile" test -s "$pidfile"
+}
+
+# stop_process NAME PIDFILE MARKER [SIGNAL] [TIMEOUT] — signal by PID; for terminating signals wait for
+# the exit (escalating to KILL after TIMEOUT) and remove the PID file.
+stop_process() {
+  local name=$1 pidfile=$2 marker=$3 sig=${4:-TERM} timeout=${5:-30} pid
+  sig=${sig#SIG}
+  if ! alive "$pidfile" "$marker"; then
+    rm -f "$pidfile"
+    log "$name: not running"
+    return 0
+  fi
+  pid=$(pid_of "$pidfile")
+  log "$name: kill -$sig $pid"
+  kill -"$sig" "$pid"
+  case "$sig" in
+    TERM|INT|QUIT|KILL|15|2|3|9) ;;
+    *) return 0 ;;
+  esac
+  if ! wait_for "$timeout" "$name (pid $pid) to exit" not_alive "$pidfile" "$marker"; then
+    log "$name: still running after ${timeout}s, kill -KILL $pid"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_for 5 "$name to die" not_alive "$pidfile" "$marker" || true
+  fi
+  rm -f "$pidfile"
+}
+
+# ------------------------------------------------------------------------------------------- configs
+
+prepare_dirs() {
+  local i
+  mkdir -p "$LAB_DIR"
+  chmod 755 "$LAB_DIR"
+  for i in $(nodes); do
+    mkdir -p "$(node_dir "$i")"
+    chown "$PG_USER:" "$(node_dir "$i")"
+    chmod 755 "$(node_dir "$i")"
+  done
+}
+
+# write_file PATH MODE OWNER — stdin to PATH, atomically enough for a lab.
+write_file() {
+  local path=$1 mode=$2 owner=$3
+  cat > "$path.tmp"
+  chmod "$mode" "$path.tmp"
+  chown "$owner" "$path.tmp"
+  mv -f "$path.tmp" "$path"
+}
+
+write_post_bootstrap() {
+  # Patroni calls this once on the bootstrapping node with a superuser connection string as $1.
+  # (bootstrap.users would do in 3.x, but Patroni 4 removed it.) pgbeacon may only connect: no
+  # privileges beyond PUBLIC's CONNECT on the databases, enough for SELECT 1.
+  write_file "$LAB_DIR/post_bootstrap.sh" 750 "root:$PG_USER" <<EOF
+#!/bin/sh
+set -eu
+exec "$PG_BIN/psql" "\$1" -v ON_ERROR_STOP=1 -qX <<'SQL'
+CREATE ROLE pgbeacon LOGIN PASSWORD '$LAB_PGBEACON_PASSWORD'
+  NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 20;
+SQL
+EOF
+}
+
+write_patroni_config() {
+  local i=$1 dir; dir=$(node_dir "$i")
+  write_file "$dir/patroni.yml" 600 "$PG_USER:" <<EOF
+# Generated by scripts/lab.sh — Patroni $LAB_PATRONI, node $(node_name "$i") of $LAB_NODES.
+scope: $LAB_SCOPE
+name: $(node_name "$i")
+
+restapi:
+  listen: 127.0.0.1:$(rest_port "$i")
+  connect_address: 127.0.0.1:$(rest_port "$i")
+
+consul:
+  host: 127.0.0.1:$(consul_http_port)
+  register_service: true
+
+bootstrap:
+  dcs:
+    # Consul rejects session TTLs under 10 s and Patroni's session TTL is ttl/2.
+    ttl: 20
+    loop_wait: 2
+    retry_timeout: 5
+    maximum_lag_on_failover: 16777216
+    postgresql:
+      use_pg_rewind: true
+      use_slots: true
+      parameters:
+        wal_level: replica
+        hot_standby: "on"
+        wal_log_hints: "on"
+        max_connections: 50
+        max_wal_senders: 10
+        max_replication_slots: 10
+        wal_keep_size: 128MB
+  initdb:
+    - encoding: UTF8
+    - locale: C.UTF-8
+    - no-sync
+  post_bootstrap: $LAB_DIR/post_bootstrap.sh
+
+postgresql:
+  listen: 127.0.0.1:$(pg_port "$i")
+  connect_address: 127.0.0.1:$(pg_port "$i")
+  data_dir: $dir/data
+  bin_dir: $PG_BIN
+  pgpass: $dir/pgpass
+  authentication:
+    superuser: {username: postgres, password: $LAB_SUPERUSER_PASSWORD}
+    replication: {username: replicator, password: $LAB_REPLICATION_PASSWORD}
+  basebackup:
+    - checkpoint: fast
+  remove_data_directory_on_rewind_failure: true
+  remove_data_directory_on_diverged_timelines: true
+  pg_hba:
+    - local all all peer
+    - host replication replicator 127.0.0.1/32 scram-sha-256
+    - host all all 127.0.0.1/32 scram-sha-256
+  parameters:
+    unix_socket_directories: $dir
+    shared_buffers: 32MB
+    fsync: "off"
+    logging_collector: "on"
+    log_directory: $dir
+    log_filename: postgresql.log
+    log_file_mode: "0640"
+EOF
+}
+
+write_pgbouncer_config() {
+  local i=$1 dir; dir=$(node_dir "$i")
+  # Plain-text passwords let PgBouncer answer md5 or SCRAM to clients and do SCRAM to PostgreSQL.
+  write_file "$dir/pgbouncer.users" 600 "$PG_USER:" <<EOF
+"pgbeacon" "$LAB_PGBEACON_PASSWORD"
+"postgres" "$LAB_SUPERUSER_PASSWORD"
+EOF
+  write_file "$dir/pgbouncer.ini" 644 "$PG_USER:" <<EOF
+; Generated by scripts/lab.sh — PgBouncer for $(node_name "$i"), in front of its own PostgreSQL.
+[databases]
+postgres = host=127.0.0.1 port=$(pg_port "$i") dbname=postgres
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $(pgbouncer_port "$i")
+unix_socket_dir = $dir
+auth_type = $LAB_PGBOUNCER_AUTH
+auth_file = $dir/pgbouncer.users
+admin_users = postgres
+; SHOW DATABASES/POOLS/LISTS on the admin console (database "pgbouncer") for pgbeacon
+stats_users = pgbeacon
+pool_mode = session
+max_client_conn = 100
+default_pool_size = 5
+; JDBC-style clients send it; PgBouncer refuses unknown startup parameters otherwise
+ignore_startup_parameters = extra_float_digits
+server_connect_timeout = 3
+server_login_retry = 1
+EOF
+}
+
+write_pgbeacon_config() {
+  local i=$1 dir; dir=$(node_dir "$i")
+  write_file "$dir/pgbeacon.yml" 644 "$(id -un):" <<EOF
+# Generated by scripts/lab.sh for $(node_name "$i").
+node: $(node_name "$i")
+patroni: {url: http://127.0.0.1:$(rest_port "$i"), timeout: 1s}
+pgbouncer: {host: 127.0.0.1, port: $(pgbouncer_port "$i"), database: postgres, user: pgbeacon, password-file: $LAB_DIR/pgbeacon.password, required: true, timeout: 1s}
+consul: {address: http://127.0.0.1:$(consul_http_port), ttl: 10s, deregister-critical-after: 1m, on-stop: critical}
+services:
+  address: 127.0.0.1
+  primary: {name: patroni-primary, port: $(pgbouncer_port "$i")}
+  replica: {name: patroni-replica, port: $(pgbouncer_port "$i"), max-lag: 16MB}
+poll: {interval: 500ms}
+agent: {listen: [{address: 127.0.0.1, port: $(agent_primary_port "$i"), view: primary}, {address: 127.0.0.1, port: $(agent_replica_port "$i"), view: replica}]}
+EOF
+}
+
+write_configs() {
+  local i
+  # No trailing newline: the file holds exactly the password.
+  printf '%s' "$LAB_PGBEACON_PASSWORD" | write_file "$LAB_DIR/pgbeacon.password" 600 "$(id -un):"
+  write_post_bootstrap
+  for i in $(nodes); do
+    write_patroni_config "$i"
+    write_pgbouncer_config "$i"
+    write_pgbeacon_config "$i"
+  done
+}
+
+# ---------------------------------------------------------------------------------------------- consul
+
+consul_ready() { [ -n "$(http_get "http://127.0.0.1:$(consul_http_port)/v1/status/leader" | tr -d '"')" ]; }
+
+consul_start() {
+  if alive "$(consul_pidfile)" "$(consul_marker)"; then
+    log "consul: already running (pid $(pid_of "$(consul_pidfile)"))"
+    return 0
+  fi
+  port_open "$(consul_http_port)" && die "port $(consul_http_port) is taken by something else"
+  mkdir -p "$(consul_marker)"
+  log "consul: starting (http $(consul_http_port), dns $(consul_dns_port))"
+  spawn "$(consul_pidfile)" "$LAB_DIR/consul.log" "$(id -un)" \
+    consul agent -dev -node "$LAB_SCOPE" -bind 127.0.0.1 -client 127.0.0.1 -data-dir "$(consul_marker)" \
+      -http-port "$(consul_http_port)" -dns-port "$(consul_dns_port)" -server-port "$(consul_server_port)" \
+      -serf-lan-port "$(consul_lan_port)" -serf-wan-port "$(consul_wan_port)" -grpc-port -1
+  wait_for 20 "consul leader" consul_ready || { tail -20 "$LAB_DIR/consul.log" >&2; die "consul did not start"; }
+}
+
+consul_stop() { stop_process consul "$(consul_pidfile)" "$(consul_marker)" "${1:-TERM}" 20; }
+
+# --------------------------------------------------------------------------------------------- patroni
+
+patroni_start() {
+  local i=$1
+  if alive "$(patroni_pidfile "$i")" "$(patroni_marker "$i")"; then
+    log "patroni $(node_name "$i"): already running (pid $(pid_of "$(patroni_pidfile "$i")"))"
+    return 0
+  fi
+  port_open "$(rest_port "$i")" && die "port $(rest_port "$i") is taken by something else"
+  log "patroni $(node_name "$i"): starting (pg $(pg_port "$i"), rest $(rest_port "$i"))"
+  spawn "$(patroni_pidfile "$i")" "$(node_dir "$i")/patroni.log" "$PG_USER" \
+    "$(patroni_bin)" "$(patroni_marker "$i")"
+}
+
+# Patroni stops its PostgreSQL on SIGTERM. If Patroni had to be killed, stop the orphaned postmaster too.
+patroni_stop() {
+  local i=$1 sig=${2:-TERM} dir; dir=$(node_dir "$i")
+  stop_process "patroni $(node_name "$i")" "$(patroni_pidfile "$i")" "$(patroni_marker "$i")" "$sig" 40
+  case "${sig#SIG}" in TERM|INT|QUIT|KILL|15|2|3|9) stop_orphan_postmaster "$i" ;; esac
+}
+
+stop_orphan_postmaster() {
+  local dir; dir=$(node_dir "$1")
+  [ -s "$dir/data/postmaster.pid" ] || return 0
+  local pid; pid=$(head -1 "$dir/data/postmaster.pid")
+  [[ "$pid" =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] || return 0
+  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$dir/data" || return 0
+  log "postgres $(node_name "$1"): left running (pid $pid), pg_ctl stop -m fast"
+  setpriv --reuid="$PG_USER" --regid="$PG_USER" --init-groups \
+    "$PG_BIN/pg_ctl" -D "$dir/data" stop -m fast -w -t 30 >/dev/null || true
+}
+
+# ---------------------------------------------------------------------------------------- cluster state
+
+# Leader name from GET /cluster of any node that answers.
+leader_name() {
+  local i name
+  for i in $(nodes); do
+    name=$(http_get "$(rest_url "$i")/cluster" \
+      | jq -r '.members[]? | select(.role == "leader" or .role == "standby_leader") | select(.state == "running") | .name' \
+      2>/dev/null | head -1)
+    [ -n "$name" ] && { echo "$name"; return 0; }
+  done
+  return 1
+}
+
+node_index() { echo "${1#node}"; }
+
+leader_is() { [ "$(leader_name 2>/dev/null)" = "$1" ]; }
+
+# Healthy: a running leader whose /patroni lists N-1 streaming standbys, and every replica running.
+cluster_healthy() {
+  local leader li i state
+  leader=$(leader_name) || return 1
+  li=$(node_index "$leader")
+  [ "$(http_get "$(rest_url "$li")/patroni" \
+       | jq '[.replication[]? | select(.state == "streaming")] | length' 2>/dev/null)" = $((LAB_NODES - 1)) ] || return 1
+  for i in $(nodes); do
+    state=$(http_get "$(rest_url "$i")/patroni" | jq -r '.state' 2>/dev/null) || return 1
+    [ "$state" = running ] || return 1
+  done
+}
+
+# One line per node: name, role, state, timeline (from each node's own GET /patroni).
+node_roles() {
+  local i
+  for i in $(nodes); do
+    http_get "$(rest_url "$i")/patroni" \
+      | jq -r --arg n "$(node_name "$i")" '"\($n) role=\(.role) state=\(.state) timeline=\(.timeline // "-")\(if .pause then " paused" else "" end) patroni=\(.patroni.version)"' 2>/dev/null \
+      || echo "$(node_name "$i") role=? state=unreachable"
+  done
+}
+
+# ------------------------------------------------------------------------------------------- pgbouncer
+
+pgbouncer_start() {
+  local i=$1
+  if alive "$(pgbouncer_pidfile "$i")" "$(pgbouncer_marker "$i")"; then
+    log "pgbouncer $(node_name "$i"): already running (pid $(pid_of "$(pgbouncer_pidfile "$i")"))"
+    return 0
+  fi
+  port_open "$(pgbouncer_port "$i")" && die "port $(pgbouncer_port "$i") is taken by something else"
+  log "pgbouncer $(node_name "$i"): starting (port $(pgbouncer_port "$i"))"
+  spawn "$(pgbouncer_pidfile "$i")" "$(node_dir "$i")/pgbouncer.log" "$PG_USER" \
+    /usr/sbin/pgbouncer "$(pgbouncer_marker "$i")"
+  wait_for 5 "pgbouncer port $(pgbouncer_port "$i")" port_open "$(pgbouncer_port "$i")"
+}
+
+pgbouncer_stop() {
+  stop_process "pgbouncer $(node_name "$1")" "$(pgbouncer_pidfile "$1")" "$(pgbouncer_marker "$1")" "${2:-TERM}" 10
+}
+
+# SELECT 1 as pgbeacon through node i's PgBouncer, i.e. PgBouncer really reaches PostgreSQL.
+pgbouncer_query_ok() {
+  PGCONNECT_TIMEOUT=2 "$PG_BIN/psql" -qAtX -c 'select 1' \
+    "host=127.0.0.1 port=$(pgbouncer_port "$1") dbname=postgres user=pgbeacon password=$LAB_PGBEACON_PASSWORD" \
+    2>/dev/null | grep -qx 1
+}
+
+# -------------------------------------------------------------------------------------------- pgbeacon
+
+pgbeacon_start() {
+  local i=$1
+  [ -n "$LAB_PGBEACON" ] || die "set LAB_PGBEACON, e.g. LAB_PGBEACON='java -jar target/pgbeacon.jar'"
+  if alive "$(pgbeacon_pidfile "$i")" "$(pgbeacon_marker "$i")"; then
+    log "pgbeacon $(node_name "$i"): already running (pid $(pid_of "$(pgbeacon_pidfile "$i")"))"
+    return 0
+  fi
+  log "pgbeacon $(node_name "$i"): $LAB_PGBEACON run --config $(pgbeacon_marker "$i")"
+  # sh -c parses LAB_PGBEACON (so it may hold quoted arguments) and execs it: the PID stays the same.
+  spawn "$(pgbeacon_pidfile "$i")" "$(node_dir "$i")/pgbeacon.log" "$(id -un)" \
+    /bin/sh -c "exec $LAB_PGBEACON run --config \"\$0\"" "$(pgbeacon_marker "$i")"
+}
+
+# Wait until node i's pgbeacon listens on its agent port; fail if it died.
+pgbeacon_wait() {
+  local i=$1 deadline=$((SECONDS + 30))
+  until port_open "$(agent_primary_port "$i")"; do
+    if ! alive "$(pgbeacon_pidfile "$i")" "$(pgbeacon_marker "$i")"; then
+      tail -20 "$(node_dir "$i")/pgbeacon.log" >&2
+      die "pgbeacon $(node_name "$i") exited (log: $(node_dir "$i")/pgbeacon.log)"
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      log "WARNING: pgbeacon $(node_name "$i") runs but does not listen on $(agent_primary_port "$i") yet"
+      return 0
+    fi
+    sleep 0.5
+  done
+}
+
+pgbeacon_stop() {
+  stop_process "pgbeacon $(node_name "$1")" "$(pgbeacon_pidfile "$1")" "$(pgbeacon_marker "$1")" "${2:-TERM}" 20
+}
+
+# -------------------------------------------------------------------------------------------- commands
+
+anything_alive() {
+  local i
+  alive "$(consul_pidfile)" "$(consul_marker)" && return 0
+  for i in $(nodes); do
+    alive "$(patroni_pidfile "$i")" "$(patroni_marker "$i")" && return 0
+    alive "$(pgbouncer_pidfile "$i")" "$(pgbouncer_marker "$i")" && return 0
+    alive "$(pgbeacon_pidfile "$i")" "$(pgbeacon_marker "$i")" && return 0
+  done
+  return 1
+}
+
+everything_alive() {
+  local i
+  alive "$(consul_pidfile)" "$(consul_marker)" || return 1
+  for i in $(nodes); do
+    alive "$(patroni_pidfile "$i")" "$(patroni_marker "$i")" || return 1
+    alive "$(pgbouncer_pidfile "$i")" "$(pgbouncer_marker "$i")" || return 1
+    [ -z "$LAB_PGBEACON" ] || alive "$(pgbeacon_pidfile "$i")" "$(pgbeacon_marker "$i")" || return 1
+  done
+}
+
+wipe_lab_state() {
+  log "fresh lab in $LAB_DIR (Patroni $LAB_PATRONI, $LAB_NODES nodes, ports from $LAB_BASE_PORT)"
+  rm -rf -- "$(consul_marker)" "$LAB_DIR"/node[0-9]*
+}
+
+# A lab with anything still running keeps its recorded layout; only a stopped lab takes new settings.
+adopt_running_layout() {
+  if ( load_recorded_settings; anything_alive ); then load_recorded_settings; fi
+}
+
+cmd_start() {
+  adopt_running_layout
+  require_tools
+  if everything_alive && cluster_healthy; then
+    log "already running"
+    cmd_status
+    return 0
+  fi
+  anything_alive || wipe_lab_state
+  prepare_dirs
+  record_settings
+  write_configs
+
+  consul_start
+  local i
+  for i in $(nodes); do patroni_start "$i"; done
+  if ! wait_for "$LAB_START_TIMEOUT" "a leader and $((LAB_NODES - 1)) streaming replicas" cluster_healthy; then
+    node_roles >&2
+    die "cluster not healthy (logs: $LAB_DIR/node*/patroni.log)"
+  fi
+  log "cluster healthy, leader $(leader_name)"
+
+  for i in $(nodes); do pgbouncer_start "$i"; done
+  for i in $(nodes); do
+    wait_for 15 "SELECT 1 through pgbouncer $(node_name "$i")" pgbouncer_query_ok "$i" \
+      || die "pgbouncer $(node_name "$i") does not pass queries (log: $(node_dir "$i")/pgbouncer.log)"
+  done
+  log "pgbouncers pass SELECT 1 as pgbeacon"
+
+  if [ -n "$LAB_PGBEACON" ]; then
+    for i in $(nodes); do pgbeacon_start "$i"; done
+    for i in $(nodes); do pgbeacon_wait "$i"; done
+  fi
+  log "started in $((SECONDS - T0))s"
+  cmd_status
+}
+
+cmd_stop() {
+  local i
+  load_recorded_settings
+  for i in $(nodes); do pgbeacon_stop "$i"; done
+  for i in $(nodes); do pgbouncer_stop "$i"; done
+  # Replicas first, so the leader does not fail over to a replica about to stop.
+  local leader; leader=$(leader_name 2>/dev/null || true)
+  for i in $(nodes); do [ "$(node_name "$i")" = "$leader" ] || patroni_stop "$i" & done
+  wait
+  [ -z "$leader" ] || patroni_stop "$(node_index "$leader")"
+  for i in $(nodes); do stop_orphan_postmaster "$i"; done
+  consul_stop
+  log "stopped"
+}
+
+process_line() {
+  local name=$1 pidfile=$2 marker=$3
+  if alive "$pidfile" "$marker"; then
+    printf '  %-22s running  pid %s\n' "$name" "$(pid_of "$pidfile")"
+  else
+    printf '  %-22s stopped\n' "$name"
+    return 1
+  fi
+}
+
+cmd_status() {
+  local i rc=0
+  load_recorded_settings
+  echo "lab $LAB_DIR: Patroni $LAB_PATRONI ($(patroni_bin)), scope $LAB_SCOPE, $LAB_NODES nodes, consul 127.0.0.1:$(consul_http_port)"
+  process_line consul "$(consul_pidfile)" "$(consul_marker)" || rc=3
+  for i in $(nodes); do
+    process_line "patroni $(node_name "$i")" "$(patroni_pidfile "$i")" "$(patroni_marker "$i")" || rc=3
+    process_line "pgbouncer $(node_name "$i")" "$(pgbouncer_pidfile "$i")" "$(pgbouncer_marker "$i")" || rc=3
+    if [ -n "$LAB_PGBEACON" ] || [ -s "$(pgbeacon_pidfile "$i")" ]; then
+      process_line "pgbeacon $(node_name "$i")" "$(pgbeacon_pidfile "$i")" "$(pgbeacon_marker "$i")" || rc=3
+    fi
+  done
+  echo "roles:"
+  node_roles | sed 's/^/  /'
+  return $rc
+}
+
+cmd_switchover() {
+  load_recorded_settings
+  local leader candidate li t_start
+  leader=$(leader_name) || die "no leader"
+  li=$(node_index "$leader")
+  candidate=${1:-}
+  if [ -z "$candidate" ]; then
+    candidate=$(http_get "$(rest_url "$li")/cluster" \
+      | jq -r '[.members[] | select(.role != "leader" and .role != "standby_leader" and .state != "stopped")][0].name')
+  fi
+  if [ -z "$candidate" ] || [ "$candidate" = null ]; then die "no replica to switch over to"; fi
+  [ "$candidate" != "$leader" ] || die "$candidate is already the leader"
+  log "switchover $leader -> $candidate"
+  t_start=$SECONDS
+  curl -sS --max-time 30 -X POST -H 'Content-Type: application/json' \
+    -d "{\"leader\": \"$leader\", \"candidate\": \"$candidate\"}" "$(rest_url "$li")/switchover" >&2
+  echo >&2
+  wait_for 60 "$candidate to lead" leader_is "$candidate" \
+    || die "switchover did not complete"
+  log "new leader $candidate after $((SECONDS - t_start))s"
+  wait_for 60 "all replicas streaming again" cluster_healthy || die "replicas did not catch up"
+  log "cluster healthy after $((SECONDS - t_start))s"
+}
+
+cmd_env() {
+  local i p
+  load_recorded_settings
+  cat <<EOF
+LAB_DIR=$LAB_DIR
+LAB_SCOPE=$LAB_SCOPE
+LAB_PATRONI=$LAB_PATRONI
+LAB_PATRONI_BIN=$(patroni_bin)
+LAB_PATRONICTL=$(patronictl_bin)
+LAB_PG_BIN=$PG_BIN
+LAB_NODES=$LAB_NODES
+LAB_BASE_PORT=$LAB_BASE_PORT
+LAB_CONSUL_HTTP=127.0.0.1:$(consul_http_port)
+LAB_CONSUL_HTTP_PORT=$(consul_http_port)
+LAB_CONSUL_DNS_PORT=$(consul_dns_port)
+LAB_CONSUL_SERVER_PORT=$(consul_server_port)
+LAB_CONSUL_SERF_LAN_PORT=$(consul_lan_port)
+LAB_CONSUL_SERF_WAN_PORT=$(consul_wan_port)
+LAB_CONSUL_LOG=$LAB_DIR/consul.log
+LAB_PATRONI_SERVICE=$LAB_SCOPE
+LAB_PRIMARY_SERVICE=patroni-primary
+LAB_REPLICA_SERVICE=patroni-replica
+LAB_SUPERUSER=postgres
+LAB_SUPERUSER_PASSWORD=$LAB_SUPERUSER_PASSWORD
+LAB_PGBEACON_USER=pgbeacon
+LAB_PGBEACON_PASSWORD_FILE=$LAB_DIR/pgbeacon.password
+EOF
+  for i in $(nodes); do
+    p="LAB_NODE${i}"
+    cat <<EOF
+${p}_NAME=$(node_name "$i")
+${p}_DIR=$(node_dir "$i")
+${p}_PG_PORT=$(pg_port "$i")
+${p}_REST_PORT=$(rest_port "$i")
+${p}_REST=$(rest_url "$i")
+${p}_PGBOUNCER_PORT=$(pgbouncer_port "$i")
+${p}_AGENT_PRIMARY_PORT=$(agent_primary_port "$i")
+${p}_AGENT_REPLICA_PORT=$(agent_replica_port "$i")
+${p}_PGBEACON_CONFIG=$(pgbeacon_marker "$i")
+${p}_PGBEACON_LOG=$(node_dir "$i")/pgbeacon.log
+${p}_PATRONI_CONFIG=$(patroni_marker "$i")
+EOF
+  done
+}
+
+# Checks N and loads the recorded layout for the per-process subcommands.
+node_arg() {
+  load_recorded_settings
+  if ! [[ "${1:-}" =~ ^[0-9]+$ ]] || [ "$1" -lt 1 ] || [ "$1" -gt "$LAB_NODES" ]; then
+    die "expected a node number 1..$LAB_NODES, got '${1:-}'"
+  fi
+}
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+
+main() {
+  check_lab_dir
+  local cmd=${1:-}; shift || true
+  case "$cmd" in
+    start)           cmd_start ;;
+    stop)            cmd_stop ;;
+    status)          cmd_status ;;
+    switchover)      cmd_switchover "$@" ;;
+    env)             cmd_env ;;
+    pgbeacon-start)  node_arg "$@"; pgbeacon_start "$1"; pgbeacon_wait "$1" ;;
+    pgbeacon-stop)   node_arg "$@"; pgbeacon_stop "$1" "${2:-TERM}" ;;
+    pgbouncer-start) node_arg "$@"; pgbouncer_start "$1" ;;
+    pgbouncer-stop)  node_arg "$@"; pgbouncer_stop "$1" "${2:-TERM}" ;;
+    patroni-start)   node_arg "$@"; patroni_start "$1" ;;
+    patroni-stop)    node_arg "$@"; patroni_stop "$1" "${2:-TERM}" ;;
+    consul-start)    load_recorded_settings; consul_start ;;
+    consul-stop)     load_recorded_settings; consul_stop "${1:-TERM}" ;;
+    *)               usage ;;
+  esac
+}
+
+main "$@"

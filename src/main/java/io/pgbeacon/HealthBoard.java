@@ -1,0 +1,34 @@
+package io.pgbeacon;
+
+import io.pgbeacon.agent.AgentServer;
+import io.pgbeacon.config.Config;
+import io.pgbeacon.health.NodeHealth;
+
+/**
+ * The latest verdict, written by the monitor and read by every publisher on any thread. Each write prepares the
+ * agent replies once, so an agent connection only copies bytes that already exist.
+ */
+final class HealthBoard {
+
+  private record Entry(NodeHealth health, AgentServer.Replies replies) {}
+
+  private final Config.WrongRole wrongRole;
+  private volatile Entry entry;
+
+  HealthBoard(NodeHealth initial, Config.WrongRole wrongRole) {
+    this.wrongRole = wrongRole;
+    set(initial);
+  }
+
+  void set(NodeHealth health) {
+    entry = new Entry(health, new AgentServer.Replies(health, wrongRole));
+  }
+
+  NodeHealth health() {
+    return entry.health();
+  }
+
+  AgentServer.Replies replies() {
+    return entry.replies();
+  }
+}

@@ -1,0 +1,148 @@
+package io.pgbeacon;
+
+import io.pgbeacon.config.Config;
+import io.pgbeacon.config.ConfigException;
+import io.pgbeacon.config.ConfigLoader;
+import io.pgbeacon.config.Units;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code pgbeacon run|validate}; exit 2 on bad config (one line per problem), 1 on a failed start. */
+@Command(name = "pgbeacon", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+    description = "Publishes Patroni + PgBouncer health as Consul TTL services and an HAProxy agent-check port.",
+    subcommands = {Main.Run.class, Main.Validate.class})
+public final class Main implements Callable<Integer> {
+
+  static final int CONFIG_ERROR = 2;
+
+  @CommandLine.Spec
+  CommandLine.Model.CommandSpec spec;
+
+  public static void main(String[] args) {
+    System.exit(execute(args));
+  }
+
+  static int execute(String... args) {
+    CommandLine cli = new CommandLine(new Main());
+    cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
+      cmd.getErr().println("pgbeacon: " + e.getMessage());
+      return 1;
+    });
+    return cli.execute(args);
+  }
+
+  @Override
+  public Integer call() {
+    spec.commandLine().usage(spec.commandLine().getErr());
+    return CONFIG_ERROR;
+  }
+
+  static String version() {
+    String v = Main.class.getPackage().getImplementationVersion();
+    return v == null ? "dev" : v;
+  }
+
+  static final class Version implements CommandLine.IVersionProvider {
+    @Override
+    public String[] getVersion() {
+      return new String[] {"pgbeacon " + version()};
+    }
+  }
+
+  /** Options shared by the subcommands that read the config. */
+  static class ConfigOptions {
+    @Option(names = {"-c", "--config"}, required = true, paramLabel = "FILE", description = "the YAML config file")
+    Path file;
+
+    @Option(names = "--node", paramLabel = "NAME", description = "this node's Patroni member name (overrides node)")
+    Optional<String> node;
+
+    @Option(names = "--consul-address", paramLabel = "URL",
+        description = "the Consul agent (overrides consul.address and CONSUL_HTTP_ADDR)")
+    Optional<String> consulAddress;
+
+    /** The config, or null after printing every problem to {@code err}. */
+    Config load(PrintWriter err) {
+      try {
+        return ConfigLoader.load(file, new ConfigLoader.Overrides(node, consulAddress));
+      } catch (ConfigException e) {
+        err.println("pgbeacon: invalid configuration in " + file + ":");
+        e.problems().forEach(p -> err.println("  - " + p));
+        err.flush();
+        return null;
+      }
+    }
+  }
+
+  @Command(name = "validate", mixinStandardHelpOptions = true,
+      description = "Checks the config and prints what it resolves to; starts nothing.")
+  static final class Validate implements Callable<Integer> {
+    @CommandLine.Mixin ConfigOptions options;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+      Config config = options.load(spec.commandLine().getErr());
+      if (config == null) {
+        return CONFIG_ERROR;
+      }
+      PrintWriter out = spec.commandLine().getOut();
+      out.println("config OK: " + options.file);
+      out.println("  node:      " + config.node().orElse("(Patroni's member name)"));
+      out.println("  patroni:   " + config.patroni().url() + " (timeout " + config.patroni().timeout().toMillis() + "ms)");
+      out.println("  pgbouncer: " + config.pgbouncer().map(p -> p.host() + ":" + p.port() + "/" + p.database()
+          + " as " + p.user() + (p.required() ? " (required)" : " (not required)")).orElse("not checked"));
+      out.println("  consul:    " + config.consul().address() + ", ttl " + Units.consulDuration(config.consul().ttl())
+          + ", token " + config.consul().token().map(t -> "from " + t.source()).orElse("none")
+          + ", on-stop " + config.consul().onStop().name().toLowerCase(java.util.Locale.ROOT));
+      out.println("  services:  " + config.services().primary().name() + ":" + config.services().primary().port()
+          + ", " + config.services().replica().name() + ":" + config.services().replica().port()
+          + " (max-lag " + Units.formatSize(config.services().replica().maxLag()) + ")");
+      config.agent().listen().forEach(l -> out.println("  agent:     " + l.address() + ":" + l.port() + " "
+          + l.view().map(Config.View::key).orElse("(agent-send)")));
+      out.flush();
+      return 0;
+    }
+  }
+
+  @Command(name = "run", mixinStandardHelpOptions = true, description = "Runs the daemon until SIGTERM/SIGINT.")
+  static final class Run implements Callable<Integer> {
+    @CommandLine.Mixin ConfigOptions options;
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+      Config config = options.load(spec.commandLine().getErr());
+      if (config == null) {
+        return CONFIG_ERROR;
+      }
+      PgBeacon beacon = new PgBeacon(config, version());
+      CountDownLatch exited = new CountDownLatch(1);
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        try {
+          beacon.stop().get(5, TimeUnit.SECONDS);
+        } catch (Exception e) {
+          System.err.println("pgbeacon: stop did not complete cleanly: " + e);
+        } finally {
+          exited.countDown();
+        }
+      }, "pgbeacon-shutdown"));
+      try {
+        beacon.start().toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
+      } catch (java.util.concurrent.ExecutionException e) {
+        spec.commandLine().getErr().println("pgbeacon: cannot start: " + e.getCause().getMessage());
+        beacon.stop();
+        return 1;
+      }
+      exited.await();
+      return 0;
+    }
+  }
+}

@@ -1,0 +1,131 @@
+package io.pgbeacon;
+
+import io.pgbeacon.config.Config;
+import io.pgbeacon.consul.ConsulAgent;
+import io.pgbeacon.consul.ConsulRegistrar;
+import io.pgbeacon.consul.EcwidConsulAgent;
+import io.pgbeacon.health.NodeHealth;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.VertxOptions;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.function.Function;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The running daemon: one Vert.x, the agent verticle (first, so HAProxy hears {@code down #starting} at once) and
+ * the monitor verticle. {@link #stop()} is idempotent and makes both Consul checks critical (or deregisters them)
+ * before the agent ports close.
+ */
+public final class PgBeacon {
+
+  private static final Logger log = LoggerFactory.getLogger(PgBeacon.class);
+
+  /** Lifecycle; each transition is logged once at INFO. */
+  enum State {
+    NEW, STARTING, RUNNING, STOPPING, STOPPED;
+
+    private Set<State> next() {
+      return switch (this) {
+        case NEW -> EnumSet.of(STARTING, STOPPED);
+        case STARTING -> EnumSet.of(RUNNING, STOPPING);
+        case RUNNING -> EnumSet.of(STOPPING);
+        case STOPPING -> EnumSet.of(STOPPED);
+        case STOPPED -> EnumSet.noneOf(State.class);
+      };
+    }
+  }
+
+  private final Config config;
+  private final String version;
+  private final Function<Config.Consul, ConsulAgent> consulAgents;
+  private final Vertx vertx;
+  private final HealthBoard board;
+  private State state = State.NEW;
+  private String monitorId;
+  private String agentId;
+  private AgentVerticle agent;
+  private CompletableFuture<Void> stopped;
+
+  public PgBeacon(Config config, String version) {
+    this(config, version, EcwidConsulAgent::new);
+  }
+
+  PgBeacon(Config config, String version, Function<Config.Consul, ConsulAgent> consulAgents) {
+    this.config = config;
+    this.version = version;
+    this.consulAgents = consulAgents;
+    this.vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(2).setWorkerPoolSize(4));
+    this.board = new HealthBoard(NodeHealth.starting(config.node()), config.agent().wrongRole());
+  }
+
+  public synchronized Future<Void> start() {
+    move(State.STARTING);
+    agent = new AgentVerticle(config.agent(), board);
+    ConsulRegistrar.Factory registrars =
+        v -> new ConsulRegistrar(v, consulAgents.apply(config.consul()), config, version);
+    return vertx.deployVerticle(agent)
+        .compose(id -> {
+          agentId = id;
+          return vertx.deployVerticle(new MonitorVerticle(config, board, registrars));
+        })
+        .map(id -> {
+          monitorId = id;
+          synchronized (this) {
+            if (state == State.STARTING) {
+              move(State.RUNNING);
+            }
+          }
+          return (Void) null;
+        });
+  }
+
+  /** The agent ports actually bound, in config order. */
+  public List<Integer> agentPorts() {
+    return agent == null ? List.of() : agent.ports();
+  }
+
+  public NodeHealth health() {
+    return board.health();
+  }
+
+  /**
+   * Stops the monitor (checks go critical or are deregistered), then the agent ports, then Vert.x. Idempotent.
+   * Returns a plain CompletableFuture: it completes after Vert.x's own threads are gone.
+   */
+  public synchronized CompletableFuture<Void> stop() {
+    if (stopped != null) {
+      return stopped;
+    }
+    if (state == State.NEW) {
+      move(State.STOPPED);
+      return stopped = vertx.close().toCompletionStage().toCompletableFuture();
+    }
+    move(State.STOPPING);
+    Future<Void> monitor = monitorId == null ? Future.succeededFuture() : vertx.undeploy(monitorId);
+    Future<Void> undeployed = monitor
+        .eventually(() -> agentId == null ? Future.succeededFuture() : vertx.undeploy(agentId));
+    // Close Vert.x from a thread of its own: a completion emitted on a closing event loop would be lost.
+    stopped = undeployed.toCompletionStage().toCompletableFuture()
+        .handle((ok, error) -> null)
+        .thenComposeAsync(ignored -> vertx.close().toCompletionStage())
+        .whenComplete((ok, error) -> {
+          synchronized (this) {
+            move(State.STOPPED);
+          }
+        });
+    return stopped;
+  }
+
+  private void move(State to) {
+    if (!state.next().contains(to)) {
+      throw new IllegalStateException("pgbeacon cannot go from " + state + " to " + to);
+    }
+    log.info("pgbeacon {} {}", version, to.name().toLowerCase(java.util.Locale.ROOT));
+    state = to;
+  }
+}

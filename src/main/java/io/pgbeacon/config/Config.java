@@ -1,0 +1,174 @@
+package io.pgbeacon.config;
+
+import java.net.URI;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * The whole, validated configuration. Built only by {@link ConfigLoader}, which reports every problem at once;
+ * the compact constructors here guard the invariants the rest of the code relies on.
+ *
+ * @param node this node's Patroni member name; empty means "ask Patroni"
+ * @param pgbouncer empty when PgBouncer is not checked at all
+ */
+public record Config(
+    Optional<String> node,
+    Patroni patroni,
+    Optional<PgBouncer> pgbouncer,
+    Consul consul,
+    Services services,
+    Duration pollInterval,
+    Agent agent) {
+
+  public Config {
+    Objects.requireNonNull(node, "node");
+    Objects.requireNonNull(patroni, "patroni");
+    Objects.requireNonNull(pgbouncer, "pgbouncer");
+    Objects.requireNonNull(consul, "consul");
+    Objects.requireNonNull(services, "services");
+    Objects.requireNonNull(agent, "agent");
+    requirePositive(pollInterval, "poll.interval");
+  }
+
+  /** Patroni's REST API; GET is never authenticated, so TLS client certificates are the way to protect it. */
+  public record Patroni(
+      URI url,
+      Duration timeout,
+      Optional<Path> caFile,
+      Optional<Path> certFile,
+      Optional<Path> keyFile,
+      Optional<String> username,
+      Optional<Secret> password) {
+    public Patroni {
+      requirePositive(timeout, "patroni.timeout");
+    }
+  }
+
+  /**
+   * The local PgBouncer: pgbeacon connects as {@code user} to {@code database} and runs a query that must reach
+   * PostgreSQL. With {@code adminUser}, it also reads PgBouncer's admin console ({@code SHOW DATABASES}).
+   */
+  public record PgBouncer(
+      String host,
+      int port,
+      String database,
+      String user,
+      Optional<Secret> password,
+      boolean required,
+      Duration timeout,
+      Optional<String> adminUser,
+      Optional<Secret> adminPassword) {
+    public PgBouncer {
+      requirePort(port, "pgbouncer.port");
+      requirePositive(timeout, "pgbouncer.timeout");
+    }
+  }
+
+  /** What to do with the two services when pgbeacon stops cleanly. */
+  public enum OnStop {
+    /** Keep the registrations, checks critical: consumers see the node as down at once. */
+    CRITICAL,
+    /** Remove both services from the agent. */
+    DEREGISTER
+  }
+
+  /** The local Consul agent. */
+  public record Consul(
+      URI address,
+      Duration ttl,
+      Duration deregisterCriticalAfter,
+      OnStop onStop,
+      Optional<Secret> token,
+      Optional<Path> caFile,
+      Duration timeout) {
+    public Consul {
+      requirePositive(ttl, "consul.ttl");
+      requirePositive(timeout, "consul.timeout");
+      Objects.requireNonNull(onStop, "consul.on-stop");
+    }
+
+    /** How often a TTL check is refreshed even when nothing changed: a third of the TTL, as Consul advises. */
+    public Duration refreshInterval() {
+      return ttl.dividedBy(3);
+    }
+  }
+
+  /** The advertised services; {@code address} empty means "Patroni's PostgreSQL host". */
+  public record Services(Optional<String> address, Service primary, Replica replica) {}
+
+  public record Service(String name, int port) {
+    public Service {
+      requirePort(port, "services.*.port");
+    }
+  }
+
+  /**
+   * The replica service: critical when lag exceeds {@code maxLag}, warning above {@code warnLag}.
+   */
+  public record Replica(String name, int port, long maxLag, long warnLag) {
+    public Replica {
+      requirePort(port, "services.replica.port");
+      if (maxLag < 0 || warnLag < 0 || warnLag > maxLag) {
+        throw new IllegalArgumentException("services.replica: need 0 <= warn-lag <= max-lag");
+      }
+    }
+
+    public Service asService() {
+      return new Service(name, port);
+    }
+  }
+
+  /** Which verdict an agent-check port answers from. */
+  public enum View {
+    PRIMARY,
+    REPLICA;
+
+    public String key() {
+      return name().toLowerCase(java.util.Locale.ROOT);
+    }
+  }
+
+  /** What the agent tells HAProxy about a healthy node of the wrong role for the port's view. */
+  public enum WrongRole {
+    /** HAProxy shows the server in MAINT: not routed, and not an alarm (the point of the 2018 agent-check article). */
+    MAINT,
+    /** Drain: no new connections. */
+    DRAIN,
+    /** Plain DOWN, like a Patroni httpchk backend. */
+    DOWN
+  }
+
+  /**
+   * One agent-check listener; {@code view} empty means the view is chosen per connection by HAProxy's
+   * {@code agent-send "primary\n"}.
+   */
+  public record Listener(String address, int port, Optional<View> view) {
+    public Listener {
+      if (port < 0 || port > 65535) {
+        throw new IllegalArgumentException("agent.listen.port out of range: " + port);
+      }
+    }
+  }
+
+  public record Agent(List<Listener> listen, WrongRole wrongRole, Duration readTimeout) {
+    public Agent {
+      listen = List.copyOf(listen);
+      requirePositive(readTimeout, "agent.read-timeout");
+    }
+  }
+
+  private static void requirePositive(Duration d, String key) {
+    if (d == null || d.isZero() || d.isNegative()) {
+      throw new IllegalArgumentException(key + " must be a positive duration");
+    }
+  }
+
+  private static void requirePort(int port, String key) {
+    if (port < 1 || port > 65535) {
+      throw new IllegalArgumentException(key + " must be a port in 1..65535, got " + port);
+    }
+  }
+}

@@ -1,0 +1,43 @@
+package io.pgbeacon.consul;
+
+import io.pgbeacon.health.Status;
+
+/**
+ * The few calls pgbeacon makes to its local Consul agent. Implementations block: call them off the event loop.
+ * Each call has a deadline shorter than a poll tick.
+ */
+public interface ConsulAgent extends AutoCloseable {
+
+  void register(ServiceRegistration registration) throws ConsulException;
+
+  /**
+   * Sets a TTL check's status and output.
+   *
+   * @throws UnknownCheckException when the agent does not know the check (it restarted, or an operator removed
+   *     the service): the caller re-registers
+   */
+  void updateTtl(String checkId, Status status, String output) throws ConsulException;
+
+  void deregister(String serviceId) throws ConsulException;
+
+  @Override
+  void close();
+
+  /** A Consul call failed; the message is safe to log (no token). */
+  class ConsulException extends Exception {
+    private static final long serialVersionUID = 1L;
+
+    public ConsulException(String message) {
+      super(message);
+    }
+  }
+
+  /** The agent does not know this check. */
+  final class UnknownCheckException extends ConsulException {
+    private static final long serialVersionUID = 1L;
+
+    public UnknownCheckException(String message) {
+      super(message);
+    }
+  }
+}

@@ -1,0 +1,149 @@
+package io.pgbeacon.health;
+
+import io.pgbeacon.config.Units;
+import io.pgbeacon.patroni.ClusterView;
+import io.pgbeacon.patroni.PatroniReading;
+import io.pgbeacon.patroni.PatroniStatus;
+import io.pgbeacon.patroni.Role;
+import io.pgbeacon.pgbouncer.PgBouncerStatus;
+import java.util.Optional;
+import java.util.OptionalLong;
+
+/**
+ * The pure decision: (Patroni's reading, PgBouncer's status, policy) → {@link NodeHealth}. No I/O, no clock.
+ *
+ * <p>The primary view is deliberately the strictest: a node passes only while Patroni reports PostgreSQL
+ * running as primary <em>and</em> answers 200 on {@code /primary} (it holds the leader lock) <em>and</em> the
+ * DCS view, when readable, names this node as leader. During a switchover the old primary fails the first of
+ * these as soon as Patroni starts stopping PostgreSQL, and the new one passes only once promotion completed —
+ * so there is never a moment with two passing primaries.
+ */
+public final class HealthEvaluator {
+
+  private HealthEvaluator() {}
+
+  public static NodeHealth evaluate(PatroniReading reading, PgBouncerStatus pgbouncer, HealthPolicy policy) {
+    if (reading instanceof PatroniReading.Unavailable unavailable) {
+      Verdict v = Verdict.critical(unavailable.reason());
+      return new NodeHealth(policy.node(), Optional.empty(), "unknown", OptionalLong.empty(), OptionalLong.empty(),
+          false, Optional.empty(), Optional.empty(), v, v);
+    }
+    PatroniReading.Observed observed = (PatroniReading.Observed) reading;
+    PatroniStatus status = observed.status();
+    Optional<ClusterView> cluster = observed.cluster();
+    Optional<String> node = policy.node().or(status::name)
+        .or(() -> cluster.flatMap(c -> c.memberAt(policy.patroniHost(), policy.patroniPort()))
+            .map(ClusterView.Member::name));
+    Optional<ClusterView.Member> self = node.flatMap(n -> cluster.flatMap(c -> c.member(n)));
+    OptionalLong lag = self.map(ClusterView.Member::lag).orElse(OptionalLong.empty());
+    boolean sync = status.syncStandby() || self.map(ClusterView.Member::sync).orElse(false);
+
+    Verdict primary = primaryVerdict(status, cluster, node, pgbouncer, policy);
+    Verdict replica = replicaVerdict(status, observed, self, lag, pgbouncer, policy);
+    return new NodeHealth(node, status.scope().or(() -> cluster.flatMap(ClusterView::scope)), status.roleName(),
+        status.timeline(), status.role() == Role.REPLICA ? lag : OptionalLong.empty(), sync, status.version(),
+        self.map(ClusterView.Member::host).filter(h -> !h.isEmpty()), primary, replica);
+  }
+
+  private static Verdict primaryVerdict(PatroniStatus status, Optional<ClusterView> cluster, Optional<String> node,
+      PgBouncerStatus pgbouncer, HealthPolicy policy) {
+    if (!status.running()) {
+      return Verdict.critical("PostgreSQL " + status.state() + " (role " + status.roleName() + ")");
+    }
+    switch (status.role()) {
+      case REPLICA -> {
+        return status.holdsLeaderLock()
+            ? Verdict.critical("promoting: holds the leader lock, still in recovery")
+            : Verdict.wrongRole("replica");
+      }
+      case STANDBY_LEADER -> {
+        return Verdict.wrongRole("standby_leader");
+      }
+      case OTHER -> {
+        return Verdict.critical("role " + status.roleName());
+      }
+      case PRIMARY -> {
+        // fall through to the checks below
+      }
+    }
+    if (!status.holdsLeaderLock()) {
+      return Verdict.critical("primary without the leader lock (demoting or isolated)");
+    }
+    Optional<String> dcsLeader = cluster.flatMap(ClusterView::leader).map(ClusterView.Member::name);
+    if (cluster.isPresent() && (dcsLeader.isEmpty() || node.isEmpty() || !dcsLeader.equals(node))) {
+      return Verdict.critical("DCS names " + dcsLeader.orElse("no one") + " as leader, not "
+          + node.orElse("this node"));
+    }
+    Optional<Verdict> bouncer = pgbouncerVerdict(pgbouncer, policy);
+    if (bouncer.isPresent()) {
+      return bouncer.get();
+    }
+    StringBuilder reason = new StringBuilder("primary");
+    status.timeline().ifPresent(t -> reason.append(", timeline ").append(t));
+    if (status.paused()) {
+      reason.append(", Patroni paused");
+    }
+    appendPgBouncerNote(reason, pgbouncer);
+    return Verdict.passing(reason.toString());
+  }
+
+  private static Verdict replicaVerdict(PatroniStatus status, PatroniReading.Observed observed,
+      Optional<ClusterView.Member> self, OptionalLong lag, PgBouncerStatus pgbouncer, HealthPolicy policy) {
+    if (!status.running()) {
+      return Verdict.critical("PostgreSQL " + status.state() + " (role " + status.roleName() + ")");
+    }
+    switch (status.role()) {
+      case PRIMARY, STANDBY_LEADER -> {
+        return Verdict.wrongRole(status.roleName());
+      }
+      case OTHER -> {
+        return Verdict.critical("role " + status.roleName());
+      }
+      case REPLICA -> {
+        // fall through to the checks below
+      }
+    }
+    if (status.holdsLeaderLock()) {
+      return Verdict.critical("promoting: holds the leader lock");
+    }
+    if (status.tag("noloadbalance")) {
+      return Verdict.wrongRole("noloadbalance tag set");
+    }
+    Optional<Verdict> bouncer = pgbouncerVerdict(pgbouncer, policy);
+    if (bouncer.isPresent()) {
+      return bouncer.get();
+    }
+    String paused = status.replayPaused() ? ", replay paused" : "";
+    if (lag.isEmpty()) {
+      String why = observed.clusterProblem().orElse(self.isEmpty() ? "not in the cluster view" : "not reported");
+      return Verdict.warning("replica, lag unknown (" + why + ")" + paused);
+    }
+    long bytes = lag.getAsLong();
+    if (bytes > policy.maxLag()) {
+      return Verdict.critical("replica lag " + Units.formatSize(bytes) + " exceeds max-lag "
+          + Units.formatSize(policy.maxLag()) + paused);
+    }
+    StringBuilder reason = new StringBuilder("replica, lag ").append(Units.formatSize(bytes)).append(paused);
+    if (status.paused()) {
+      reason.append(", Patroni paused");
+    }
+    appendPgBouncerNote(reason, pgbouncer);
+    if (bytes > policy.warnLag()) {
+      return Verdict.warning(reason.append(", near max-lag ").append(Units.formatSize(policy.maxLag())).toString());
+    }
+    return Verdict.passing(reason.toString());
+  }
+
+  private static Optional<Verdict> pgbouncerVerdict(PgBouncerStatus pgbouncer, HealthPolicy policy) {
+    if (!pgbouncer.passes() && policy.pgbouncerRequired()) {
+      return Optional.of(Verdict.critical("PgBouncer: " + pgbouncer.detail()));
+    }
+    return Optional.empty();
+  }
+
+  private static void appendPgBouncerNote(StringBuilder reason, PgBouncerStatus pgbouncer) {
+    if (!pgbouncer.passes()) {
+      reason.append(", PgBouncer failing (not required): ").append(pgbouncer.detail());
+    }
+  }
+}

@@ -1,0 +1,114 @@
+package io.pgbeacon.patroni;
+
+import io.pgbeacon.config.Config;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.http.HttpMethod;
+import io.vertx.core.net.PemKeyCertOptions;
+import io.vertx.core.net.PemTrustOptions;
+import io.vertx.ext.web.client.HttpResponse;
+import io.vertx.ext.web.client.WebClient;
+import io.vertx.ext.web.client.WebClientOptions;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * Reads the local Patroni: {@code GET /primary} (the node's status, and through its status code whether it holds
+ * the leader lock) and {@code GET /cluster} (the DCS view: leader name, replica lag), both within one deadline.
+ *
+ * <p>Never fails its future: every failure becomes a {@link PatroniReading.Unavailable} with a reason.
+ */
+public final class PatroniClient {
+
+  private final WebClient client;
+  private final String base;
+  private final long deadlineMillis;
+  private final Config.Patroni config;
+
+  public PatroniClient(Vertx vertx, Config.Patroni config) {
+    this.config = config;
+    this.deadlineMillis = config.timeout().toMillis();
+    String url = config.url().toString();
+    this.base = url.endsWith("/") ? url.substring(0, url.length() - 1) : url;
+    WebClientOptions options = new WebClientOptions()
+        .setUserAgent("pgbeacon")
+        .setConnectTimeout((int) deadlineMillis)
+        .setKeepAlive(true);
+    if ("https".equalsIgnoreCase(config.url().getScheme())) {
+      options.setSsl(true).setVerifyHost(true);
+      config.caFile().ifPresent(ca -> options.setTrustOptions(new PemTrustOptions().addCertPath(ca.toString())));
+      config.certFile().ifPresent(cert -> options.setKeyCertOptions(new PemKeyCertOptions()
+          .setCertPath(cert.toString()).setKeyPath(config.keyFile().orElseThrow().toString())));
+    }
+    this.client = WebClient.create(vertx, options);
+  }
+
+  /** One poll; completes within the configured timeout, always successfully. */
+  public Future<PatroniReading> read() {
+    Future<HttpResponse<Buffer>> primary = get("/primary");
+    Future<HttpResponse<Buffer>> cluster = get("/cluster");
+    return Future.join(primary, cluster).transform(ignored -> Future.succeededFuture(combine(primary, cluster)));
+  }
+
+  private PatroniReading combine(Future<HttpResponse<Buffer>> primary, Future<HttpResponse<Buffer>> cluster) {
+    if (primary.failed()) {
+      return new PatroniReading.Unavailable("Patroni unreachable: " + describe(primary.cause()));
+    }
+    HttpResponse<Buffer> response = primary.result();
+    int code = response.statusCode();
+    // /primary answers 200 (leader lock held) or 503 (not), both with the status JSON; anything else is not Patroni.
+    if (code != 200 && code != 503) {
+      return new PatroniReading.Unavailable("Patroni answered HTTP " + code + " on /primary");
+    }
+    PatroniStatus status;
+    try {
+      status = PatroniParser.status(bytes(response), code == 200);
+    } catch (PatroniParseException e) {
+      return new PatroniReading.Unavailable(e.getMessage());
+    }
+    if (cluster.failed()) {
+      return new PatroniReading.Observed(status, Optional.empty(),
+          Optional.of("cluster view unavailable: " + describe(cluster.cause())));
+    }
+    if (cluster.result().statusCode() != 200) {
+      return new PatroniReading.Observed(status, Optional.empty(),
+          Optional.of("cluster view unavailable: HTTP " + cluster.result().statusCode()));
+    }
+    try {
+      return new PatroniReading.Observed(status, Optional.of(PatroniParser.cluster(bytes(cluster.result()))),
+          Optional.empty());
+    } catch (PatroniParseException e) {
+      return new PatroniReading.Observed(status, Optional.empty(), Optional.of(e.getMessage()));
+    }
+  }
+
+  private Future<HttpResponse<Buffer>> get(String path) {
+    var request = client.requestAbs(HttpMethod.GET, base + path)
+        .timeout(deadlineMillis)
+        .putHeader("Accept", "application/json");
+    if (config.username().isPresent()) {
+      request.basicAuthentication(config.username().get(), config.password().orElseThrow().value());
+    }
+    // timeout() bounds connect and idle time separately; this bounds the whole exchange.
+    return request.send().timeout(deadlineMillis, TimeUnit.MILLISECONDS);
+  }
+
+  private static byte[] bytes(HttpResponse<Buffer> response) {
+    Buffer body = response.body();
+    return body == null ? new byte[0] : body.getBytes();
+  }
+
+  static String describe(Throwable t) {
+    if (t instanceof TimeoutException || (t.getMessage() != null && t.getMessage().contains("timeout"))) {
+      return "no answer within the deadline";
+    }
+    String message = t.getMessage();
+    return message == null || message.isBlank() ? t.getClass().getSimpleName() : message;
+  }
+
+  public void close() {
+    client.close();
+  }
+}

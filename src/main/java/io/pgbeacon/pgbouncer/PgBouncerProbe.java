@@ -1,0 +1,130 @@
+package io.pgbeacon.pgbouncer;
+
+import io.pgbeacon.config.Config;
+import io.vertx.core.Future;
+import io.vertx.core.Vertx;
+import io.vertx.pgclient.PgConnectOptions;
+import io.vertx.pgclient.PgConnection;
+import io.vertx.sqlclient.Row;
+import io.vertx.sqlclient.RowSet;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * Proves that the local PgBouncer accepts a new PostgreSQL-protocol connection and passes a query through to
+ * PostgreSQL, and, given admin credentials, that the database is neither paused nor disabled.
+ *
+ * <p>A fresh connection per probe on purpose: a kept-open connection would keep passing while PgBouncer refuses
+ * new clients (max_client_conn, auth failures, a stopped listener).
+ */
+public final class PgBouncerProbe {
+
+  // PgBouncer rejects startup parameters it does not track (extra_float_digits, IntervalStyle, …) unless the
+  // operator lists them in ignore_startup_parameters; send only ones it always accepts.
+  private static final Map<String, String> STARTUP = Map.of("application_name", "pgbeacon", "client_encoding", "UTF8");
+
+  private final Vertx vertx;
+  private final Config.PgBouncer config;
+  private final long deadlineMillis;
+
+  public PgBouncerProbe(Vertx vertx, Config.PgBouncer config) {
+    this.vertx = vertx;
+    this.config = config;
+    this.deadlineMillis = config.timeout().toMillis();
+  }
+
+  /** One probe; completes within the configured timeout, always successfully. */
+  public Future<PgBouncerStatus> probe() {
+    Future<Optional<String>> admin = config.adminUser().isPresent() ? adminProblem() : Future.succeededFuture(
+        Optional.empty());
+    Future<PgBouncerStatus> query = query();
+    return Future.join(admin, query).transform(ignored -> {
+      // The admin console explains a hung query better than the timeout does.
+      if (admin.succeeded() && admin.result().isPresent()) {
+        return Future.succeededFuture(PgBouncerStatus.failed(admin.result().get()));
+      }
+      return Future.succeededFuture(query.result());
+    });
+  }
+
+  private Future<PgBouncerStatus> query() {
+    PgConnectOptions options = options(config.database(), config.user(),
+        config.password().map(s -> s.value()).orElse(null));
+    return withConnection(options, conn -> conn.query("SELECT 1").execute())
+        .map(rows -> PgBouncerStatus.ok())
+        .otherwise(e -> PgBouncerStatus.failed(describe(e)));
+  }
+
+  /** Reads {@code SHOW DATABASES} on PgBouncer's admin console; empty when the database looks fine. */
+  private Future<Optional<String>> adminProblem() {
+    PgConnectOptions options = options("pgbouncer", config.adminUser().orElseThrow(),
+        config.adminPassword().map(s -> s.value()).orElse(null));
+    // The admin console speaks only the simple query protocol, which query() uses.
+    return withConnection(options, conn -> conn.query("SHOW DATABASES").execute())
+        .map(this::databaseProblem)
+        .otherwise(e -> Optional.of("admin console: " + describe(e)));
+  }
+
+  private Optional<String> databaseProblem(RowSet<Row> rows) {
+    for (Row row : rows) {
+      if (!config.database().equals(row.getString("name"))) {
+        continue;
+      }
+      if (flag(row, "disabled")) {
+        return Optional.of("database " + config.database() + " is disabled in PgBouncer");
+      }
+      if (flag(row, "paused")) {
+        return Optional.of("database " + config.database() + " is paused in PgBouncer");
+      }
+      return Optional.empty();
+    }
+    return Optional.of("database " + config.database() + " is not defined in PgBouncer");
+  }
+
+  private static boolean flag(Row row, String column) {
+    int index = row.getColumnIndex(column);
+    if (index < 0) {
+      return false;
+    }
+    Object value = row.getValue(index);
+    return value != null && !"0".equals(value.toString());
+  }
+
+  private PgConnectOptions options(String database, String user, String password) {
+    PgConnectOptions options = new PgConnectOptions()
+        .setHost(config.host())
+        .setPort(config.port())
+        .setDatabase(database)
+        .setUser(user)
+        .setProperties(STARTUP)
+        .setPipeliningLimit(1);
+    if (password != null) {
+      options.setPassword(password);
+    }
+    return options;
+  }
+
+  private <T> Future<T> withConnection(PgConnectOptions options,
+      java.util.function.Function<PgConnection, Future<T>> work) {
+    Future<PgConnection> connect = PgConnection.connect(vertx, options);
+    Future<T> result = connect.compose(work).timeout(deadlineMillis, TimeUnit.MILLISECONDS);
+    // Close whenever the connection exists, including one that completes after the deadline gave up on it.
+    result.onComplete(done -> connect.onSuccess(PgConnection::close));
+    return result;
+  }
+
+  static String describe(Throwable e) {
+    if (e instanceof TimeoutException) {
+      return "no answer within the deadline";
+    }
+    String message = e.getMessage();
+    if (message == null || message.isBlank()) {
+      return e.getClass().getSimpleName();
+    }
+    // PostgreSQL errors carry a lot of context; the first line is what an operator needs.
+    int newline = message.indexOf('\n');
+    return newline < 0 ? message : message.substring(0, newline);
+  }
+}

@@ -1,0 +1,125 @@
+package io.pgbeacon.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.pgbeacon.config.Config;
+import io.pgbeacon.health.NodeHealth;
+import io.pgbeacon.health.Status;
+import io.pgbeacon.health.Verdict;
+import io.vertx.core.Vertx;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import java.util.OptionalLong;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** The agent port over real TCP, the way HAProxy uses it: connect, (optionally send), read one line, close. */
+class AgentServerIT {
+
+  private static final Config.Agent AGENT = new Config.Agent(List.of(), Config.WrongRole.MAINT, Duration.ofMillis(500));
+
+  Vertx vertx;
+  final AtomicReference<AgentServer.Replies> replies = new AtomicReference<>();
+
+  @BeforeEach
+  void setUp() {
+    vertx = Vertx.vertx();
+    show(NodeHealth.starting(Optional.of("node1")));
+  }
+
+  @AfterEach
+  void tearDown() throws Exception {
+    vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+  }
+
+  @Test
+  void answersDownBeforeTheFirstVerdictNeverSilence() throws Exception {
+    int port = start(Optional.of(Config.View.PRIMARY));
+    assertEquals("down #starting: no answer from Patroni yet\n", ask(port, null));
+  }
+
+  @Test
+  void answersFromTheLatestVerdictForItsView() throws Exception {
+    int primary = start(Optional.of(Config.View.PRIMARY));
+    int replica = start(Optional.of(Config.View.REPLICA));
+    show(health(new Verdict(Status.PASSING, false, "primary, timeline 2"), new Verdict(Status.CRITICAL, true, "primary")));
+    assertEquals("up ready 100%\n", ask(primary, null));
+    assertEquals("maint #primary\n", ask(replica, null));
+
+    show(health(new Verdict(Status.CRITICAL, false, "PgBouncer: Connection refused"),
+        new Verdict(Status.CRITICAL, true, "primary")));
+    assertEquals("down #PgBouncer: Connection refused\n", ask(primary, null));
+  }
+
+  @Test
+  void letsAgentSendChooseTheView() throws Exception {
+    int port = start(Optional.empty());
+    show(health(new Verdict(Status.CRITICAL, true, "replica"), new Verdict(Status.PASSING, false, "replica, lag 0B")));
+    assertEquals("maint #replica\n", ask(port, "primary\n"));
+    assertEquals("up ready 100%\n", ask(port, "REPLICA\r\n"));
+    assertTrue(ask(port, "writer\n").startsWith("down #unknown view 'writer'"));
+    assertTrue(ask(port, null).startsWith("down #no view"), "silence from HAProxy still gets a full line");
+  }
+
+  @Test
+  void servesManyConcurrentHaproxyStyleClients() throws Exception {
+    int port = start(Optional.of(Config.View.REPLICA));
+    show(health(new Verdict(Status.CRITICAL, true, "replica"), new Verdict(Status.PASSING, false, "replica, lag 0B")));
+    ExecutorService pool = Executors.newFixedThreadPool(16);
+    try {
+      List<Future<String>> answers = new java.util.ArrayList<>();
+      for (int i = 0; i < 2000; i++) {
+        answers.add(pool.submit(() -> ask(port, null)));
+      }
+      for (Future<String> answer : answers) {
+        assertEquals("up ready 100%\n", answer.get(30, TimeUnit.SECONDS));
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  private int start(Optional<Config.View> view) throws Exception {
+    AgentServer server = new AgentServer(vertx, new Config.Listener("127.0.0.1", 0, view), AGENT, replies::get);
+    return server.start().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+  }
+
+  private void show(NodeHealth health) {
+    replies.set(new AgentServer.Replies(health, AGENT.wrongRole()));
+  }
+
+  private static NodeHealth health(Verdict primary, Verdict replica) {
+    return new NodeHealth(Optional.of("node1"), Optional.of("demo"), "primary", OptionalLong.of(2),
+        OptionalLong.empty(), false, Optional.of("4.1.5"), Optional.empty(), primary, replica);
+  }
+
+  /** One HAProxy-style exchange; the server must close after its line. */
+  static String ask(int port, String send) throws IOException {
+    try (Socket socket = new Socket()) {
+      socket.connect(new InetSocketAddress("127.0.0.1", port), 2000);
+      socket.setSoTimeout(3000);
+      if (send != null) {
+        socket.getOutputStream().write(send.getBytes(StandardCharsets.US_ASCII));
+        socket.getOutputStream().flush();
+      }
+      InputStream in = socket.getInputStream();
+      ByteArrayOutputStream out = new ByteArrayOutputStream();
+      in.transferTo(out); // until the server closes
+      return out.toString(StandardCharsets.US_ASCII);
+    }
+  }
+}

@@ -1,0 +1,135 @@
+package io.pgbeacon.config;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ConfigLoaderTest {
+
+  @TempDir Path dir;
+
+  /** The contract from the README, word for word. */
+  private static final String DOCUMENTED = """
+      node: node1
+      patroni: {url: http://127.0.0.1:8008, timeout: 1s}
+      pgbouncer: {host: 127.0.0.1, port: 6432, database: postgres, user: pgbeacon, required: true, timeout: 1s}
+      consul: {address: http://127.0.0.1:8500, ttl: 10s, deregister-critical-after: 1m, on-stop: critical}
+      services:
+        address: 127.0.0.1
+        primary: {name: patroni-primary, port: 6432}
+        replica: {name: patroni-replica, port: 6432, max-lag: 16MB}
+      poll: {interval: 500ms}
+      agent: {listen: [{address: 0.0.0.0, port: 5555, view: primary}, {address: 0.0.0.0, port: 5556, view: replica}]}
+      """;
+
+  @Test
+  void readsTheDocumentedExample() throws Exception {
+    Config c = ConfigLoader.parse(DOCUMENTED, ConfigLoader.Overrides.none(), Map.of());
+    assertEquals(Optional.of("node1"), c.node());
+    assertEquals(URI.create("http://127.0.0.1:8008"), c.patroni().url());
+    assertEquals(6432, c.pgbouncer().orElseThrow().port());
+    assertTrue(c.pgbouncer().orElseThrow().required());
+    assertEquals(Duration.ofSeconds(10), c.consul().ttl());
+    assertEquals(Config.OnStop.CRITICAL, c.consul().onStop());
+    assertEquals(16L << 20, c.services().replica().maxLag());
+    assertEquals(12L << 20, c.services().replica().warnLag(), "warn at three quarters by default");
+    assertEquals(Duration.ofMillis(500), c.pollInterval());
+    assertEquals(List.of(Optional.of(Config.View.PRIMARY), Optional.of(Config.View.REPLICA)),
+        c.agent().listen().stream().map(Config.Listener::view).toList());
+    assertEquals(Config.WrongRole.MAINT, c.agent().wrongRole());
+  }
+
+  @Test
+  void anEmptyFileMeansAllDefaults() throws Exception {
+    Config c = ConfigLoader.parse("", ConfigLoader.Overrides.none(), Map.of());
+    assertEquals(Optional.empty(), c.node());
+    assertEquals(Optional.empty(), c.pgbouncer(), "PgBouncer is checked only when configured");
+    assertEquals(URI.create("http://127.0.0.1:8500"), c.consul().address());
+    assertEquals("patroni-primary", c.services().primary().name());
+    assertTrue(c.agent().listen().isEmpty());
+  }
+
+  @Test
+  void listsEveryProblemNamingTheKeyAndValue() {
+    String bad = """
+        node: ""
+        patroni: {url: ftp://x, timeout: 5 parsecs}
+        pgbouncer: {port: 99999, password-file: /nonexistent/pw}
+        consul: {ttl: 1s, deregister-critical-after: 10s, on-stop: explode}
+        services:
+          replica: {max-lag: 16M}
+        poll: {interval: soon}
+        agent: {listen: [{port: 5555, view: writer}], colour: blue}
+        """;
+    ConfigException e = assertThrows(ConfigException.class,
+        () -> ConfigLoader.parse(bad, ConfigLoader.Overrides.none(), Map.of()));
+    List<String> expectedPrefixes = List.of("node:", "patroni.url:", "patroni.timeout:", "pgbouncer.port:",
+        "pgbouncer.password-file:", "consul.ttl:", "consul.deregister-critical-after:", "consul.on-stop:",
+        "services.replica.max-lag:", "poll.interval:", "agent.colour:", "agent.listen[0].view:");
+    assertEquals(expectedPrefixes.size(), e.problems().size(), String.join("\n", e.problems()));
+    for (int i = 0; i < expectedPrefixes.size(); i++) {
+      assertTrue(e.problems().get(i).startsWith(expectedPrefixes.get(i)), e.problems().get(i));
+    }
+    assertTrue(e.problems().get(2).contains("5 parsecs"), "the bad value is shown");
+  }
+
+  @Test
+  void refusesBrokenYamlWithTheLine() {
+    ConfigException e = assertThrows(ConfigException.class,
+        () -> ConfigLoader.parse("patroni: {url: [\n", ConfigLoader.Overrides.none(), Map.of()));
+    assertEquals(1, e.problems().size());
+    assertTrue(e.problems().get(0).contains("not valid YAML"), e.problems().get(0));
+  }
+
+  @Test
+  void takesConsulsStandardEnvironmentWhenTheFileIsSilent() throws Exception {
+    Path token = Files.writeString(dir.resolve("token"), "s3cr3t-token\n");
+    Path ca = Files.writeString(dir.resolve("ca.pem"), "not checked here");
+    Config c = ConfigLoader.parse("", ConfigLoader.Overrides.none(), Map.of(
+        "CONSUL_HTTP_ADDR", "127.0.0.9:8501", "CONSUL_HTTP_SSL", "true",
+        "CONSUL_HTTP_TOKEN_FILE", token.toString(), "CONSUL_CACERT", ca.toString()));
+    assertEquals(URI.create("https://127.0.0.9:8501"), c.consul().address());
+    assertEquals("s3cr3t-token", c.consul().token().orElseThrow().value());
+    assertEquals(Optional.of(ca), c.consul().caFile());
+    assertFalse(c.toString().contains("s3cr3t-token"), "secrets never appear in toString/logs");
+  }
+
+  @Test
+  void theFileWinsOverTheEnvironmentAndTheCommandLineWinsOverBoth() throws Exception {
+    Path token = Files.writeString(dir.resolve("token"), "from-file");
+    String yaml = "consul: {address: http://127.0.0.2:8500, token-file: " + token + "}\nnode: filenode\n";
+    Map<String, String> env = Map.of("CONSUL_HTTP_ADDR", "127.0.0.3:8500", "CONSUL_HTTP_TOKEN", "from-env");
+    Config fromFile = ConfigLoader.parse(yaml, ConfigLoader.Overrides.none(), env);
+    assertEquals(URI.create("http://127.0.0.2:8500"), fromFile.consul().address());
+    assertEquals("from-file", fromFile.consul().token().orElseThrow().value());
+    Config overridden = ConfigLoader.parse(yaml,
+        new ConfigLoader.Overrides(Optional.of("clinode"), Optional.of("http://127.0.0.4:8500")), env);
+    assertEquals(Optional.of("clinode"), overridden.node());
+    assertEquals(URI.create("http://127.0.0.4:8500"), overridden.consul().address());
+  }
+
+  @Test
+  void refusesCredentialsInUrls() {
+    ConfigException e = assertThrows(ConfigException.class, () -> ConfigLoader.parse(
+        "consul: {address: 'http://user:pw@127.0.0.1:8500'}", ConfigLoader.Overrides.none(), Map.of()));
+    assertFalse(e.getMessage().contains("pw"), "the password is not echoed back");
+  }
+
+  @Test
+  void reportsAnUnreadableConfigFile() {
+    ConfigException e = assertThrows(ConfigException.class,
+        () -> ConfigLoader.load(dir.resolve("missing.yml"), ConfigLoader.Overrides.none(), Map.of()));
+    assertTrue(e.problems().get(0).contains("missing.yml"));
+  }
+}

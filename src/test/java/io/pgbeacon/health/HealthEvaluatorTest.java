@@ -1,0 +1,191 @@
+package io.pgbeacon.health;
+
+import static io.pgbeacon.health.Status.CRITICAL;
+import static io.pgbeacon.health.Status.PASSING;
+import static io.pgbeacon.health.Status.WARNING;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.pgbeacon.patroni.ClusterView;
+import io.pgbeacon.patroni.ClusterView.Member;
+import io.pgbeacon.patroni.PatroniReading;
+import io.pgbeacon.patroni.PatroniStatus;
+import io.pgbeacon.patroni.Role;
+import io.pgbeacon.pgbouncer.PgBouncerStatus;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalLong;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** The verdict's truth table: each row is a situation an operator would recognise. */
+class HealthEvaluatorTest {
+
+  private static final long MB = 1 << 20;
+  private static final HealthPolicy POLICY =
+      new HealthPolicy(Optional.of("node1"), "127.0.0.1", 8008, 16 * MB, 12 * MB, true);
+  private static final PgBouncerStatus BOUNCER_OK = PgBouncerStatus.ok();
+  private static final PgBouncerStatus BOUNCER_DOWN = PgBouncerStatus.failed("Connection refused");
+
+  /** Expected outcome of one view: status, and whether it is the "healthy but wrong role" kind of critical. */
+  record Expect(Status status, boolean wrongRole) {
+    static final Expect PASS = new Expect(PASSING, false);
+    static final Expect WARN = new Expect(WARNING, false);
+    static final Expect FAIL = new Expect(CRITICAL, false);
+    static final Expect PARK = new Expect(CRITICAL, true);
+  }
+
+  static Stream<Arguments> situations() {
+    return Stream.of(
+        row("healthy leader", leader(), BOUNCER_OK, POLICY, Expect.PASS, Expect.PARK),
+        row("healthy streaming replica", replica(0), BOUNCER_OK, POLICY, Expect.PARK, Expect.PASS),
+        row("Patroni unreachable", new PatroniReading.Unavailable("Patroni unreachable: Connection refused"),
+            BOUNCER_OK, POLICY, Expect.FAIL, Expect.FAIL),
+        row("primary that lost the leader lock (demoting)",
+            observed(status("running", "primary", false), cluster("node2", 0)), BOUNCER_OK, POLICY,
+            Expect.FAIL, Expect.PARK),
+        row("primary while the DCS names another leader",
+            observed(status("running", "primary", true), cluster("node2", 0)), BOUNCER_OK, POLICY,
+            Expect.FAIL, Expect.PARK),
+        row("leader with PgBouncer down (required)", leader(), BOUNCER_DOWN, POLICY, Expect.FAIL, Expect.PARK),
+        row("leader with PgBouncer down (not required)", leader(), BOUNCER_DOWN, notRequired(), Expect.PASS,
+            Expect.PARK),
+        row("leader without PgBouncer configured", leader(), PgBouncerStatus.NOT_CONFIGURED, notRequired(),
+            Expect.PASS, Expect.PARK),
+        row("replica that took the lock, still promoting",
+            observed(status("running", "replica", true), cluster("node1", 0)), BOUNCER_OK, POLICY,
+            Expect.FAIL, Expect.FAIL),
+        row("replica lagging past max-lag", replica(17 * MB), BOUNCER_OK, POLICY, Expect.PARK, Expect.FAIL),
+        row("replica lagging near max-lag", replica(13 * MB), BOUNCER_OK, POLICY, Expect.PARK, Expect.WARN),
+        row("replica at exactly max-lag", replica(16 * MB), BOUNCER_OK, POLICY, Expect.PARK, Expect.WARN),
+        row("replica whose lag is unknown (DCS view unavailable)",
+            new PatroniReading.Observed(status("running", "replica", false), Optional.empty(),
+                Optional.of("cluster view unavailable: HTTP 503")), BOUNCER_OK, POLICY, Expect.PARK, Expect.WARN),
+        row("replica tagged noloadbalance",
+            observed(status("running", "replica", false, Map.of("noloadbalance", "true")), cluster("node2", 0)),
+            BOUNCER_OK, POLICY, Expect.PARK, Expect.PARK),
+        row("replica with PgBouncer down", replica(0), BOUNCER_DOWN, POLICY, Expect.PARK, Expect.FAIL),
+        row("old primary stopping PostgreSQL during a switchover",
+            observed(status("stopping", "master", true), cluster("node1", 0)), BOUNCER_OK, POLICY,
+            Expect.FAIL, Expect.FAIL),
+        row("replica whose PostgreSQL crashed",
+            observed(status("crashed", "replica", false), cluster("node2", 0)), BOUNCER_OK, POLICY,
+            Expect.FAIL, Expect.FAIL),
+        row("standby leader of a standby cluster",
+            observed(status("running", "standby_leader", false), cluster("node1", 0)), BOUNCER_OK, POLICY,
+            Expect.PARK, Expect.PARK),
+        row("uninitialized node", observed(status("stopped", "uninitialized", false), cluster("node2", 0)),
+            BOUNCER_OK, POLICY, Expect.FAIL, Expect.FAIL),
+        row("demoted node whose PostgreSQL is running", observed(status("running", "demoted", false),
+            cluster("node2", 0)), BOUNCER_OK, POLICY, Expect.FAIL, Expect.FAIL),
+        row("leader whose DCS view is unavailable (lock still held)",
+            new PatroniReading.Observed(status("running", "master", true), Optional.empty(),
+                Optional.of("cluster view unavailable: HTTP 503")), BOUNCER_OK, POLICY, Expect.PASS, Expect.PARK),
+        row("leader of a cluster with no leader key",
+            observed(status("running", "primary", true), new ClusterView(List.of(member("node1", "replica", 0)),
+                false, Optional.empty())), BOUNCER_OK, POLICY, Expect.FAIL, Expect.PARK));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("situations")
+  void decides(String situation, PatroniReading reading, PgBouncerStatus bouncer, HealthPolicy policy,
+      Expect primary, Expect replica) {
+    NodeHealth health = HealthEvaluator.evaluate(reading, bouncer, policy);
+    assertEquals(primary, new Expect(health.primary().status(), health.primary().wrongRole()),
+        "primary view: " + health.primary().reason());
+    assertEquals(replica, new Expect(health.replica().status(), health.replica().wrongRole()),
+        "replica view: " + health.replica().reason());
+    assertTrue(!health.primary().reason().isBlank() && !health.replica().reason().isBlank(), "reasons given");
+  }
+
+  @Test
+  void reasonsNameTheCause() {
+    assertEquals("PgBouncer: Connection refused",
+        HealthEvaluator.evaluate(leader(), BOUNCER_DOWN, POLICY).primary().reason());
+    assertEquals("replica lag 17MB exceeds max-lag 16MB",
+        HealthEvaluator.evaluate(replica(17 * MB), BOUNCER_OK, POLICY).replica().reason());
+    assertEquals("Patroni unreachable: timeout", HealthEvaluator.evaluate(
+        new PatroniReading.Unavailable("Patroni unreachable: timeout"), BOUNCER_OK, POLICY).primary().reason());
+    assertTrue(HealthEvaluator.evaluate(observed(pausedLeader(), cluster("node1", 0)), BOUNCER_OK, POLICY)
+        .primary().reason().contains("Patroni paused"));
+  }
+
+  @Test
+  void findsItsOwnNameThroughTheRestApiWhenPatroniDoesNotSayIt() {
+    // Patroni 3.0/3.1 do not put the member name in /patroni; /cluster's api_url does.
+    HealthPolicy unnamed = new HealthPolicy(Optional.empty(), "127.0.0.1", 8009, 16 * MB, 12 * MB, true);
+    ClusterView view = new ClusterView(List.of(
+        new Member("node1", "leader", "running", "127.0.0.1", 5441, "http://127.0.0.1:8008/patroni",
+            OptionalLong.empty()),
+        new Member("node2", "replica", "running", "127.0.0.2", 5442, "http://127.0.0.1:8009/patroni",
+            OptionalLong.of(42))), false, Optional.of("demo"));
+    PatroniStatus nameless = new PatroniStatus("running", Role.REPLICA, "replica", false, OptionalLong.of(1),
+        OptionalLong.of(1), false, false, false, false, Map.of(), Optional.of("demo"), Optional.empty(),
+        Optional.of("3.0.2"));
+    NodeHealth health = HealthEvaluator.evaluate(observed(nameless, view), BOUNCER_OK, unnamed);
+    assertEquals(Optional.of("node2"), health.node());
+    assertEquals(OptionalLong.of(42), health.lagBytes());
+    assertEquals(Optional.of("127.0.0.2"), health.host());
+    assertEquals(PASSING, health.replica().status());
+  }
+
+  // ---- situations ----------------------------------------------------------------------------------------
+
+  private static Arguments row(String name, PatroniReading reading, PgBouncerStatus bouncer, HealthPolicy policy,
+      Expect primary, Expect replica) {
+    return Arguments.of(name, reading, bouncer, policy, primary, replica);
+  }
+
+  private static HealthPolicy notRequired() {
+    return new HealthPolicy(POLICY.node(), POLICY.patroniHost(), POLICY.patroniPort(), POLICY.maxLag(),
+        POLICY.warnLag(), false);
+  }
+
+  private static PatroniReading leader() {
+    return observed(status("running", "primary", true), cluster("node1", 0));
+  }
+
+  private static PatroniReading replica(long lag) {
+    return observed(status("running", "replica", false), cluster("node2", lag));
+  }
+
+  private static PatroniStatus pausedLeader() {
+    return new PatroniStatus("running", Role.PRIMARY, "primary", true, OptionalLong.of(1), OptionalLong.of(1),
+        false, true, false, false, Map.of(), Optional.of("demo"), Optional.of("node1"), Optional.of("4.1.5"));
+  }
+
+  private static PatroniStatus status(String state, String role, boolean lock) {
+    return status(state, role, lock, Map.of());
+  }
+
+  private static PatroniStatus status(String state, String role, boolean lock, Map<String, String> tags) {
+    Role parsed = switch (role) {
+      case "primary", "master" -> Role.PRIMARY;
+      case "replica" -> Role.REPLICA;
+      case "standby_leader" -> Role.STANDBY_LEADER;
+      default -> Role.OTHER;
+    };
+    return new PatroniStatus(state, parsed, role, lock, OptionalLong.of(3), OptionalLong.of(1000), false, false,
+        false, false, tags, Optional.of("demo"), Optional.of("node1"), Optional.of("4.1.5"));
+  }
+
+  /** node1 is always "this node"; {@code leader} names who holds the leader key. */
+  private static ClusterView cluster(String leader, long node1Lag) {
+    return new ClusterView(List.of(
+        member("node1", leader.equals("node1") ? "leader" : "replica", node1Lag),
+        member("node2", leader.equals("node2") ? "leader" : "replica", 0)), false, Optional.of("demo"));
+  }
+
+  private static Member member(String name, String role, long lag) {
+    return new Member(name, role, "running", "127.0.0.1", 5432, "http://127.0.0.1:8008/patroni",
+        "leader".equals(role) ? OptionalLong.empty() : OptionalLong.of(lag));
+  }
+
+  private static PatroniReading observed(PatroniStatus status, ClusterView cluster) {
+    return new PatroniReading.Observed(status, Optional.of(cluster), Optional.empty());
+  }
+}

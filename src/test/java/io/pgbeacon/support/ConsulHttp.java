@@ -1,0 +1,73 @@
+package io.pgbeacon.support;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+/** What a Consul consumer sees, read over plain HTTP: for assertions only. */
+public final class ConsulHttp {
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private final HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+  private final String base;
+  private final String token;
+
+  public ConsulHttp(String hostPort, String token) {
+    this.base = "http://" + hostPort;
+    this.token = token;
+  }
+
+  public ConsulHttp(String hostPort) {
+    this(hostPort, null);
+  }
+
+  public JsonNode get(String path) {
+    try {
+      HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path)).timeout(Duration.ofSeconds(3));
+      if (token != null) {
+        b.header("X-Consul-Token", token);
+      }
+      HttpResponse<String> r = client.send(b.build(), HttpResponse.BodyHandlers.ofString());
+      if (r.statusCode() != 200) {
+        throw new IllegalStateException("Consul " + path + " → HTTP " + r.statusCode() + ": " + r.body());
+      }
+      return JSON.readTree(r.body());
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** Node names (meta "node") of the passing instances of a service, as a load balancer would list them. */
+  public List<String> passingNodes(String service) {
+    List<String> nodes = new ArrayList<>();
+    for (JsonNode entry : get("/v1/health/service/" + service + "?passing")) {
+      nodes.add(entry.path("Service").path("Meta").path("node").asText(entry.path("Service").path("ID").asText()));
+    }
+    return nodes;
+  }
+
+  /** Status of a check on the local agent, or "absent". */
+  public String checkStatus(String checkId) {
+    JsonNode check = get("/v1/agent/checks").path(checkId);
+    return check.isMissingNode() ? "absent" : check.path("Status").asText();
+  }
+
+  public JsonNode check(String checkId) {
+    return get("/v1/agent/checks").path(checkId);
+  }
+
+  public JsonNode service(String serviceId) {
+    return get("/v1/agent/services").path(serviceId);
+  }
+}

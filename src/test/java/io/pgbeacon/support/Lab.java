@@ -1,0 +1,152 @@
+package io.pgbeacon.support;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.extension.BeforeAllCallback;
+import org.junit.jupiter.api.extension.ExtensionContext;
+
+/**
+ * The real-cluster lab ({@code scripts/lab.sh}): one Consul agent, three Patroni nodes with PostgreSQL and
+ * PgBouncer, one pgbeacon (the jar under test) per node. Started once for the whole integration run and stopped
+ * (by PID, by the script) when the run ends. Use with {@code @ExtendWith(Lab.class)} and {@link #get()}.
+ */
+public final class Lab implements BeforeAllCallback {
+
+  private static Lab instance;
+
+  private final Path script = Components.repoFile("scripts/lab.sh");
+  private final Map<String, String> settings = new LinkedHashMap<>();
+  private Map<String, String> env;
+
+  private Lab() {
+    settings.put("LAB_DIR", System.getProperty("pgbeacon.lab.dir", "/tmp/pgbeacon-it-lab"));
+    settings.put("LAB_BASE_PORT", System.getProperty("pgbeacon.lab.port", "16400"));
+    settings.put("LAB_PATRONI", System.getProperty("pgbeacon.lab.patroni", "3"));
+    settings.put("LAB_PGBEACON", "java -Xmx96m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -jar " + Components.jar());
+  }
+
+  public static synchronized Lab get() {
+    if (instance == null) {
+      throw new IllegalStateException("use @ExtendWith(Lab.class)");
+    }
+    return instance;
+  }
+
+  @Override
+  public void beforeAll(ExtensionContext context) throws Exception {
+    synchronized (Lab.class) {
+      if (instance == null) {
+        Lab lab = new Lab();
+        lab.run(Duration.ofMinutes(4), "stop"); // leftovers of an interrupted run
+        lab.run(Duration.ofMinutes(4), "start");
+        lab.env = lab.parseEnv(lab.run(Duration.ofSeconds(30), "env"));
+        instance = lab;
+      }
+    }
+    // Stopped once, when the whole run ends.
+    context.getRoot().getStore(ExtensionContext.Namespace.GLOBAL)
+        .getOrComputeIfAbsent("pgbeacon-lab", k -> (ExtensionContext.Store.CloseableResource) () -> {
+          instance.run(Duration.ofMinutes(2), "stop");
+        });
+  }
+
+  public String env(String key) {
+    String value = env.get(key);
+    if (value == null) {
+      throw new IllegalArgumentException("lab.sh env has no " + key);
+    }
+    return value;
+  }
+
+  public String consulAddress() {
+    return env("LAB_CONSUL_HTTP");
+  }
+
+  public int consulDnsPort() {
+    return Integer.parseInt(env("LAB_CONSUL_DNS_PORT"));
+  }
+
+  public String scope() {
+    return env("LAB_SCOPE");
+  }
+
+  public int nodes() {
+    return Integer.parseInt(env("LAB_NODES"));
+  }
+
+  public List<String> nodeNames() {
+    List<String> names = new ArrayList<>();
+    for (int i = 1; i <= nodes(); i++) {
+      names.add(env("LAB_NODE" + i + "_NAME"));
+    }
+    return names;
+  }
+
+  public int index(String node) {
+    return nodeNames().indexOf(node) + 1;
+  }
+
+  public int port(String node, String what) {
+    return Integer.parseInt(env("LAB_NODE" + index(node) + "_" + what + "_PORT"));
+  }
+
+  public String rest(String node) {
+    return env("LAB_NODE" + index(node) + "_REST");
+  }
+
+  public Path log(String node, String what) {
+    return Path.of(env("LAB_DIR"), "node" + index(node), what + ".log");
+  }
+
+  /** Runs one lab.sh command and returns its output; fails with that output (and the lab's logs' place). */
+  public String run(Duration deadline, String... args) {
+    List<String> cmd = new ArrayList<>(List.of("bash", script.toString()));
+    cmd.addAll(List.of(args));
+    try {
+      Path out = Files.createTempFile("lab", ".out");
+      ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(out.toFile());
+      pb.environment().putAll(settings);
+      Process p = pb.start();
+      if (!p.waitFor(deadline.toMillis(), TimeUnit.MILLISECONDS)) {
+        p.destroyForcibly();
+        throw new AssertionError("lab.sh " + String.join(" ", args) + " did not finish in " + deadline + ":\n"
+            + Files.readString(out));
+      }
+      String output = Files.readString(out, StandardCharsets.UTF_8);
+      Files.deleteIfExists(out);
+      if (p.exitValue() != 0) {
+        throw new AssertionError("lab.sh " + String.join(" ", args) + " failed (exit " + p.exitValue()
+            + "); logs in " + settings.get("LAB_DIR") + ":\n" + output);
+      }
+      return output;
+    } catch (IOException e) {
+      throw new AssertionError("cannot run " + cmd + ": " + e, e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError(e);
+    }
+  }
+
+  private Map<String, String> parseEnv(String output) {
+    Map<String, String> map = new LinkedHashMap<>();
+    for (String line : output.split("\n")) {
+      int eq = line.indexOf('=');
+      if (eq > 0 && line.matches("[A-Z0-9_]+=.*")) {
+        String value = line.substring(eq + 1);
+        if (value.length() >= 2 && value.startsWith("'") && value.endsWith("'")) {
+          value = value.substring(1, value.length() - 1);
+        }
+        map.put(line.substring(0, eq), value);
+      }
+    }
+    return map;
+  }
+}
