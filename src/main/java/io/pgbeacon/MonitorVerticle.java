@@ -1,10 +1,14 @@
 package io.pgbeacon;
 
 import io.pgbeacon.config.Config;
+import io.pgbeacon.consul.ConsulAgent;
 import io.pgbeacon.consul.ConsulRegistrar;
+import io.pgbeacon.consul.KeyWatch;
+import io.pgbeacon.health.DcsLeader;
 import io.pgbeacon.health.HealthEvaluator;
 import io.pgbeacon.health.HealthPolicy;
 import io.pgbeacon.health.NodeHealth;
+import io.pgbeacon.patroni.FailoverRequest;
 import io.pgbeacon.patroni.PatroniClient;
 import io.pgbeacon.patroni.PatroniReading;
 import io.pgbeacon.pgbouncer.PgBouncerProbe;
@@ -12,39 +16,54 @@ import io.pgbeacon.pgbouncer.PgBouncerStatus;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import java.time.Duration;
+import java.util.Optional;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Polls Patroni and PgBouncer, turns each pair of readings into one verdict, and hands it to the board (agent
- * port) and the Consul registrar.
+ * Polls Patroni and PgBouncer, watches Patroni's leader key, turns what it knows into one verdict, and hands it
+ * to the board (agent ports) and the Consul registrar.
  *
- * <p>The next poll is scheduled when the current one ends, so polls never overlap; both probes have deadlines
- * shorter than a tick. After an outcome change it polls faster for a short while: a promotion or demotion is
- * then followed within a fraction of a second.
+ * <p>Everything here runs on this verticle's event loop. The next poll is scheduled when the current one ends,
+ * so polls never overlap; both probes have deadlines. After an outcome change, or when the leader key moves to
+ * this node, it polls faster for a short while, so a promotion is published within a fraction of a second. When
+ * the leader key leaves this node, the verdict is recomputed at once from the last readings: the primary is
+ * withdrawn without waiting for a poll.
  */
 final class MonitorVerticle extends VerticleBase {
 
   private static final Logger log = LoggerFactory.getLogger(MonitorVerticle.class);
   private static final Duration FAST_INTERVAL = Duration.ofMillis(100);
   private static final Duration FAST_WINDOW = Duration.ofSeconds(3);
+  private static final Duration WATCH_WAIT = Duration.ofSeconds(20);
 
   private final Config config;
   private final HealthBoard board;
-  private final ConsulRegistrar.Factory registrars;
+  private final ConsulAgent consul;
+  private final String version;
   private final HealthPolicy policy;
 
   private PatroniClient patroni;
   private PgBouncerProbe pgbouncer;
   private ConsulRegistrar registrar;
+  private KeyWatch watch;
+  private KeyWatch failoverWatch;
+  private Optional<FailoverRequest> failover = Optional.empty();
+  private DcsLeader dcsLeader = DcsLeader.UNWATCHED;
+  private boolean leaderKeySeen;
+  private String watchError;
+  private PatroniReading lastReading;
+  private PgBouncerStatus lastBouncer;
   private long timer = -1;
   private long fastUntil;
+  private boolean first = true;
   private boolean stopping;
 
-  MonitorVerticle(Config config, HealthBoard board, ConsulRegistrar.Factory registrars) {
+  MonitorVerticle(Config config, HealthBoard board, ConsulAgent consul, String version) {
     this.config = config;
     this.board = board;
-    this.registrars = registrars;
+    this.consul = consul;
+    this.version = version;
     this.policy = HealthPolicy.of(config);
   }
 
@@ -52,7 +71,7 @@ final class MonitorVerticle extends VerticleBase {
   public Future<?> start() {
     patroni = new PatroniClient(vertx, config.patroni());
     pgbouncer = config.pgbouncer().map(c -> new PgBouncerProbe(vertx, c)).orElse(null);
-    registrar = registrars.create(vertx);
+    registrar = new ConsulRegistrar(vertx, consul, config, version);
     registrar.start();
     registrar.publish(board.health());
     tick();
@@ -69,24 +88,35 @@ final class MonitorVerticle extends VerticleBase {
         return;
       }
       try {
-        decide(patroniReading.result(), bouncer.result());
+        lastReading = patroniReading.result();
+        lastBouncer = bouncer.result();
+        decide();
+        startWatchOnce();
       } catch (RuntimeException e) {
         // The loop's boundary: a bug in one tick must not end the polling.
         log.error("poll failed unexpectedly", e);
       }
-      long now = System.nanoTime();
-      Duration next = now < fastUntil ? FAST_INTERVAL : config.pollInterval();
+      Duration next = System.nanoTime() < fastUntil ? FAST_INTERVAL : config.pollInterval();
       timer = vertx.setTimer(Math.max(1, next.toMillis()), id -> tick());
     });
   }
 
-  private void decide(PatroniReading reading, PgBouncerStatus bouncer) {
+  /** Polls at once if idle; a poll in flight is followed by fast polling instead. */
+  private void pollSoon() {
+    fastUntil = System.nanoTime() + FAST_WINDOW.toNanos();
+    if (timer >= 0 && vertx.cancelTimer(timer)) {
+      tick();
+    }
+  }
+
+  private void decide() {
     NodeHealth before = board.health();
-    NodeHealth health = HealthEvaluator.evaluate(reading, bouncer, policy);
+    NodeHealth health = HealthEvaluator.evaluate(lastReading, lastBouncer, dcsLeader, policy);
     board.set(health);
     registrar.publish(health);
     String node = health.node().orElse("?");
-    if (health.outcomeDiffers(before)) {
+    if (first || health.outcomeDiffers(before)) {
+      first = false;
       fastUntil = System.nanoTime() + FAST_WINDOW.toNanos();
       log.info("[{}] verdict: primary {} ({}), replica {} ({})", node,
           health.primary().status().consul(), health.primary().reason(),
@@ -96,11 +126,88 @@ final class MonitorVerticle extends VerticleBase {
     }
   }
 
+  /** The leader key is known once Patroni has told us its scope. */
+  private void startWatchOnce() {
+    if (watch != null || !(lastReading instanceof PatroniReading.Observed observed)) {
+      return;
+    }
+    Optional<String> scope = observed.status().scope();
+    Optional<String> key = scope.flatMap(config.patroni().leaderKey()::resolve);
+    if (key.isEmpty()) {
+      return;
+    }
+    watch = new KeyWatch(vertx, consul, key.get(), WATCH_WAIT, this::onLeaderKey, this::onWatchFailure);
+    watch.start();
+    scope.flatMap(config.patroni().leaderKey()::resolveFailover).ifPresent(failoverKey -> {
+      failoverWatch = new KeyWatch(vertx, consul, failoverKey, WATCH_WAIT, this::onFailoverKey,
+          this::onWatchFailure);
+      failoverWatch.start();
+    });
+  }
+
+  /** A switchover or failover request: the primary it moves away from is withdrawn before Patroni demotes it. */
+  private void onFailoverKey(Optional<String> value) {
+    if (stopping) {
+      return;
+    }
+    failover = FailoverRequest.parse(value).filter(r -> !r.scheduled());
+    failover.ifPresent(r -> log.info("[{}] Patroni was asked to move the leadership from {} to {}",
+        board.health().node().orElse("?"), r.leader().orElse("the leader"), r.candidate().orElse("any member")));
+    applyDcs();
+  }
+
+  /** Folds the pending request into what the watches know and decides again at once. */
+  private void applyDcs() {
+    Optional<String> from = failover.flatMap(r -> r.leader().or(dcsLeader::holder));
+    dcsLeader = dcsLeader.withSwitchover(from, failover.flatMap(FailoverRequest::candidate));
+    if (lastReading != null) {
+      decide();
+    }
+  }
+
+  private void onLeaderKey(Optional<String> holder) {
+    if (stopping) {
+      return;
+    }
+    watchError = null;
+    if (holder.isEmpty() && config.patroni().leaderKey().auto() && !leaderKeySeen) {
+      // Never seen in this Consul: Patroni's DCS is probably elsewhere, so absence says nothing.
+      dcsLeader = DcsLeader.UNWATCHED;
+      return;
+    }
+    leaderKeySeen = true;
+    dcsLeader = DcsLeader.held(holder);
+    log.info("[{}] leader key now names {}", board.health().node().orElse("?"), holder.orElse("no one"));
+    applyDcs();
+    Optional<String> self = board.health().node();
+    if (self.isPresent() && holder.equals(self)) {
+      pollSoon(); // promotion under way here: publish it as soon as PostgreSQL is out of recovery
+    }
+  }
+
+  private void onWatchFailure(String error) {
+    if (stopping) {
+      return;
+    }
+    if (!error.equals(watchError)) {
+      log.warn("[{}] leader key watch: {} (deciding from Patroni's answers alone meanwhile)",
+          board.health().node().orElse("?"), error);
+      watchError = error;
+    }
+    dcsLeader = DcsLeader.UNWATCHED;
+  }
+
   @Override
   public Future<?> stop() {
     stopping = true;
     if (timer >= 0) {
       vertx.cancelTimer(timer);
+    }
+    if (watch != null) {
+      watch.stop();
+    }
+    if (failoverWatch != null) {
+      failoverWatch.stop();
     }
     board.set(board.health().stopping("pgbeacon stopping"));
     patroni.close();

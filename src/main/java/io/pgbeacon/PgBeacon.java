@@ -2,7 +2,6 @@ package io.pgbeacon;
 
 import io.pgbeacon.config.Config;
 import io.pgbeacon.consul.ConsulAgent;
-import io.pgbeacon.consul.ConsulRegistrar;
 import io.pgbeacon.consul.EcwidConsulAgent;
 import io.pgbeacon.health.NodeHealth;
 import io.vertx.core.Future;
@@ -66,12 +65,11 @@ public final class PgBeacon {
   public synchronized Future<Void> start() {
     move(State.STARTING);
     agent = new AgentVerticle(config.agent(), board);
-    ConsulRegistrar.Factory registrars =
-        v -> new ConsulRegistrar(v, consulAgents.apply(config.consul()), config, version);
     return vertx.deployVerticle(agent)
         .compose(id -> {
           agentId = id;
-          return vertx.deployVerticle(new MonitorVerticle(config, board, registrars));
+          return vertx.deployVerticle(new MonitorVerticle(config, board, consulAgents.apply(config.consul()),
+              version));
         })
         .map(id -> {
           monitorId = id;

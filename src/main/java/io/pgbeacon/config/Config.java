@@ -41,9 +41,34 @@ public record Config(
       Optional<Path> certFile,
       Optional<Path> keyFile,
       Optional<String> username,
-      Optional<Secret> password) {
+      Optional<Secret> password,
+      LeaderKey leaderKey) {
     public Patroni {
       requirePositive(timeout, "patroni.timeout");
+      Objects.requireNonNull(leaderKey, "patroni.leader-key");
+    }
+  }
+
+  /**
+   * Patroni's leader key in Consul, watched with a blocking query so the primary is withdrawn the moment the key
+   * stops naming this node — without waiting for the next poll.
+   *
+   * @param template the key, where {@code {scope}} stands for Patroni's scope; empty when off
+   * @param auto true for the default: trust the key only once it has been seen in this Consul (a Patroni whose
+   *     DCS is etcd or ZooKeeper leaves it absent, and then the watch changes nothing)
+   */
+  public record LeaderKey(Optional<String> template, boolean auto) {
+    public static final LeaderKey OFF = new LeaderKey(Optional.empty(), false);
+    public static final LeaderKey AUTO = new LeaderKey(Optional.of("service/{scope}/leader"), true);
+
+    public Optional<String> resolve(String scope) {
+      return template.map(t -> t.replace("{scope}", scope));
+    }
+
+    /** Patroni keeps its failover key beside the leader key: {@code …/<scope>/failover}. */
+    public Optional<String> resolveFailover(String scope) {
+      return resolve(scope).filter(k -> k.endsWith("/leader"))
+          .map(k -> k.substring(0, k.length() - "leader".length()) + "failover");
     }
   }
 

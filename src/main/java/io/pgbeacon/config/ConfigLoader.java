@@ -115,7 +115,7 @@ public final class ConfigLoader {
   }
 
   private Patroni readPatroni(Node n) {
-    n.only("url", "timeout", "ca-file", "cert-file", "key-file", "username", "password-file");
+    n.only("url", "timeout", "ca-file", "cert-file", "key-file", "username", "password-file", "leader-key");
     URI url = n.uri("url", "http://127.0.0.1:8008", Set.of("http", "https"));
     Duration timeout = n.duration("timeout", Duration.ofSeconds(1));
     Optional<Path> ca = n.readableFile("ca-file");
@@ -134,7 +134,18 @@ public final class ConfigLoader {
       problem(n.key(username.isPresent() ? "password-file" : "username"), "(missing)",
           "username and password-file go together");
     }
-    return build(() -> new Patroni(url, timeout, ca, cert, key, username, password));
+    String leaderKeyText = n.text("leader-key", "auto");
+    Config.LeaderKey leaderKey = switch (leaderKeyText) {
+      case "auto" -> Config.LeaderKey.AUTO;
+      case "off" -> Config.LeaderKey.OFF;
+      default -> {
+        if (!leaderKeyText.matches("[A-Za-z0-9_.{}/-]+") || leaderKeyText.startsWith("/")) {
+          problem(n.key("leader-key"), leaderKeyText, "must be auto, off or a Consul key such as service/{scope}/leader");
+        }
+        yield new Config.LeaderKey(Optional.of(leaderKeyText), false);
+      }
+    };
+    return build(() -> new Patroni(url, timeout, ca, cert, key, username, password, leaderKey));
   }
 
   private PgBouncer readPgBouncer(Node n) {

@@ -20,6 +20,15 @@ public interface ConsulAgent extends AutoCloseable {
 
   void deregister(String serviceId) throws ConsulException;
 
+  /**
+   * A blocking read of one KV key: returns when the key's index moves past {@code index} or after about
+   * {@code wait}. Blocks far longer than the other calls: give it a thread of its own.
+   */
+  KeyRead readKey(String key, long index, java.time.Duration wait) throws ConsulException;
+
+  /** A key's value (empty when absent) and Consul's index for the next blocking read. */
+  record KeyRead(java.util.Optional<String> value, long index) {}
+
   @Override
   void close();
 

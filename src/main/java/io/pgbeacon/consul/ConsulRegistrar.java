@@ -23,7 +23,9 @@ import org.slf4j.LoggerFactory;
  * re-register when the agent forgot us → critical or deregister on stop.
  *
  * <p>Threading: {@link #publish}, {@link #start} and {@link #stop} are called on the owning verticle's event
- * loop, which also owns every field. Consul calls run one at a time on a single-thread worker, each working on an
+ * loop, which also owns every field. Consul calls run one at a time on a single-thread worker pool of their own
+ * (unordered in Vert.x's sense: "ordered" would queue them behind the leader watch's long blocking reads on the
+ * same context; the single thread keeps them in order anyway), each working on an
  * immutable copy of what to send; a newer verdict arriving meanwhile is sent as soon as the current call ends
  * (only the latest matters).
  */
@@ -48,12 +50,6 @@ public final class ConsulRegistrar {
   private long refreshTimer = -1;
   private long retryTimer = -1;
   private String lastError;
-
-  /** Builds the registrar inside the verticle that owns it (its worker pool belongs to that Vert.x). */
-  @FunctionalInterface
-  public interface Factory {
-    ConsulRegistrar create(Vertx vertx);
-  }
 
   /** What Consul holds for one service, as far as we know. */
   private record Published(ServiceRegistration registration, Status status, String output) {}
@@ -101,7 +97,7 @@ public final class ConsulRegistrar {
     List<ServiceRegistration> known = latest == null ? List.of() : registrations(latest).orElse(List.of());
     Config.OnStop onStop = config.consul().onStop();
     Promise<Void> done = Promise.promise();
-    // Ordered after any call in flight, so a late "passing" cannot overwrite the final word.
+    // The worker's single thread runs this after any call in flight: a late "passing" cannot overwrite it.
     worker.<Void>executeBlocking(() -> {
       for (ServiceRegistration r : known) {
         try {
@@ -116,7 +112,7 @@ public final class ConsulRegistrar {
         }
       }
       return null;
-    }).onComplete(ar -> {
+    }, false).onComplete(ar -> {
       worker.close();
       agent.close();
       done.complete();
@@ -138,7 +134,7 @@ public final class ConsulRegistrar {
     refreshDue = false;
     Map<Config.View, Published> before = Map.copyOf(published);
     NodeHealth health = latest;
-    worker.executeBlocking(() -> sync(wanted.get(), health, before, refresh), true)
+    worker.executeBlocking(() -> sync(wanted.get(), health, before, refresh), false)
         .onComplete(ar -> {
           busy = false;
           if (ar.succeeded()) {
@@ -237,7 +233,9 @@ public final class ConsulRegistrar {
 
   private static List<String> tags(NodeHealth health) {
     List<String> tags = new ArrayList<>();
-    tags.add(health.role());
+    if (!"unknown".equals(health.role())) {
+      tags.add(health.role());
+    }
     if ("replica".equals(health.role())) {
       tags.add(health.sync() ? "sync" : "async");
     }

@@ -36,15 +36,29 @@ public final class EcwidConsulAgent implements ConsulAgent {
 
   private static final int MAX_OUTPUT = 1024; // Consul keeps up to 4 KiB; a verdict's reason is far shorter
 
+  /** Longest blocking read; Consul may add up to wait/16 of jitter, and the socket timeout must outlast both. */
+  static final java.time.Duration MAX_WAIT = java.time.Duration.ofSeconds(20);
+
   private final CloseableHttpClient http;
   private final ConsulClient client;
+  private final CloseableHttpClient watchHttp;
+  private final ConsulClient watchClient;
 
   public EcwidConsulAgent(Config.Consul config) {
     int millis = (int) config.timeout().toMillis();
+    this.http = httpClient(config, millis);
+    this.client = consulClient(config, http);
+    int watchMillis = (int) (MAX_WAIT.toMillis() * 17 / 16) + millis;
+    this.watchHttp = httpClient(config, watchMillis);
+    this.watchClient = consulClient(config, watchHttp);
+  }
+
+  private static CloseableHttpClient httpClient(Config.Consul config, int socketMillis) {
+    int connectMillis = (int) config.timeout().toMillis();
     RequestConfig deadlines = RequestConfig.custom()
-        .setConnectTimeout(millis)
-        .setConnectionRequestTimeout(millis)
-        .setSocketTimeout(millis)
+        .setConnectTimeout(connectMillis)
+        .setConnectionRequestTimeout(connectMillis)
+        .setSocketTimeout(socketMillis)
         .build();
     List<Header> headers = new ArrayList<>();
     config.token().ifPresent(token -> headers.add(new BasicHeader("X-Consul-Token", token.value())));
@@ -56,10 +70,13 @@ public final class EcwidConsulAgent implements ConsulAgent {
         .disableAutomaticRetries()
         .setUserAgent("pgbeacon");
     config.caFile().ifPresent(ca -> builder.setSSLContext(trusting(ca)));
-    this.http = builder.build();
+    return builder.build();
+  }
+
+  private static ConsulClient consulClient(Config.Consul config, CloseableHttpClient http) {
     var uri = config.address();
     int port = uri.getPort() > 0 ? uri.getPort() : ("https".equals(uri.getScheme()) ? 8501 : 8500);
-    this.client = new ConsulClient(ConsulRawClient.Builder.builder()
+    return new ConsulClient(ConsulRawClient.Builder.builder()
         .setHost(uri.getScheme() + "://" + uri.getHost())
         .setPort(port)
         .setHttpClient(http)
@@ -101,11 +118,28 @@ public final class EcwidConsulAgent implements ConsulAgent {
   }
 
   @Override
+  public KeyRead readKey(String key, long index, java.time.Duration wait) throws ConsulException {
+    long seconds = Math.max(1, Math.min(wait.toSeconds(), MAX_WAIT.toSeconds()));
+    KeyRead[] result = new KeyRead[1];
+    call("read " + key, () -> {
+      var response = watchClient.getKVValue(key, new com.ecwid.consul.v1.QueryParams(seconds, index));
+      var value = response.getValue();
+      Long next = response.getConsulIndex();
+      result[0] = new KeyRead(value == null ? java.util.Optional.empty()
+          : java.util.Optional.ofNullable(value.getDecodedValue()), next == null ? 0 : next);
+    });
+    return result[0];
+  }
+
+  @Override
   public void close() {
-    try {
-      http.close();
-    } catch (IOException ignored) {
-      // closing a pool of idle loopback connections: nothing to report
+    // Closing the watch client also ends a blocking read in progress.
+    for (CloseableHttpClient c : List.of(watchHttp, http)) {
+      try {
+        c.close();
+      } catch (IOException ignored) {
+        // closing a pool of loopback connections: nothing to report
+      }
     }
   }
 

@@ -23,6 +23,15 @@ public final class HealthEvaluator {
   private HealthEvaluator() {}
 
   public static NodeHealth evaluate(PatroniReading reading, PgBouncerStatus pgbouncer, HealthPolicy policy) {
+    return evaluate(reading, pgbouncer, DcsLeader.UNWATCHED, policy);
+  }
+
+  /**
+   * As {@link #evaluate(PatroniReading, PgBouncerStatus, HealthPolicy)}, with pgbeacon's own view of the leader key:
+   * it can only withdraw the primary (the key left this node before the next poll saw it), never grant it.
+   */
+  public static NodeHealth evaluate(PatroniReading reading, PgBouncerStatus pgbouncer, DcsLeader dcsLeader,
+      HealthPolicy policy) {
     if (reading instanceof PatroniReading.Unavailable unavailable) {
       Verdict v = Verdict.critical(unavailable.reason());
       return new NodeHealth(policy.node(), Optional.empty(), "unknown", OptionalLong.empty(), OptionalLong.empty(),
@@ -38,7 +47,7 @@ public final class HealthEvaluator {
     OptionalLong lag = self.map(ClusterView.Member::lag).orElse(OptionalLong.empty());
     boolean sync = status.syncStandby() || self.map(ClusterView.Member::sync).orElse(false);
 
-    Verdict primary = primaryVerdict(status, cluster, node, pgbouncer, policy);
+    Verdict primary = primaryVerdict(status, cluster, node, dcsLeader, pgbouncer, policy);
     Verdict replica = replicaVerdict(status, observed, self, lag, pgbouncer, policy);
     return new NodeHealth(node, status.scope().or(() -> cluster.flatMap(ClusterView::scope)), status.roleName(),
         status.timeline(), status.role() == Role.REPLICA ? lag : OptionalLong.empty(), sync, status.version(),
@@ -46,7 +55,7 @@ public final class HealthEvaluator {
   }
 
   private static Verdict primaryVerdict(PatroniStatus status, Optional<ClusterView> cluster, Optional<String> node,
-      PgBouncerStatus pgbouncer, HealthPolicy policy) {
+      DcsLeader dcsLeader, PgBouncerStatus pgbouncer, HealthPolicy policy) {
     if (!status.running()) {
       return Verdict.critical("PostgreSQL " + status.state() + " (role " + status.roleName() + ")");
     }
@@ -69,9 +78,17 @@ public final class HealthEvaluator {
     if (!status.holdsLeaderLock()) {
       return Verdict.critical("primary without the leader lock (demoting or isolated)");
     }
-    Optional<String> dcsLeader = cluster.flatMap(ClusterView::leader).map(ClusterView.Member::name);
-    if (cluster.isPresent() && (dcsLeader.isEmpty() || node.isEmpty() || !dcsLeader.equals(node))) {
-      return Verdict.critical("DCS names " + dcsLeader.orElse("no one") + " as leader, not "
+    if (dcsLeader.switchingAwayFrom(node)) {
+      // Withdrawn before Patroni starts demoting: no moment with a stopping primary still advertised.
+      return Verdict.critical("switchover to " + dcsLeader.switchoverTo().orElse("another member") + " requested");
+    }
+    if (dcsLeader.deniesLeadershipOf(node)) {
+      return Verdict.critical("leader key names " + dcsLeader.holder().orElse("no one") + ", not "
+          + node.orElse("this node"));
+    }
+    Optional<String> viewLeader = cluster.flatMap(ClusterView::leader).map(ClusterView.Member::name);
+    if (cluster.isPresent() && (viewLeader.isEmpty() || node.isEmpty() || !viewLeader.equals(node))) {
+      return Verdict.critical("DCS names " + viewLeader.orElse("no one") + " as leader, not "
           + node.orElse("this node"));
     }
     Optional<Verdict> bouncer = pgbouncerVerdict(pgbouncer, policy);

@@ -120,6 +120,21 @@ class ConfigLoaderTest {
   }
 
   @Test
+  void watchesPatronisLeaderKeyByDefaultAndCanBeToldOtherwise() throws Exception {
+    assertEquals(Config.LeaderKey.AUTO, ConfigLoader.parse("", ConfigLoader.Overrides.none(), Map.of())
+        .patroni().leaderKey());
+    assertEquals(Optional.of("service/demo/leader"), Config.LeaderKey.AUTO.resolve("demo"));
+    assertEquals(Config.LeaderKey.OFF, ConfigLoader.parse("patroni: {leader-key: 'off'}",
+        ConfigLoader.Overrides.none(), Map.of()).patroni().leaderKey());
+    Config.LeaderKey custom = ConfigLoader.parse("patroni: {leader-key: 'pg/{scope}/leader'}",
+        ConfigLoader.Overrides.none(), Map.of()).patroni().leaderKey();
+    assertEquals(Optional.of("pg/main/leader"), custom.resolve("main"));
+    assertFalse(custom.auto(), "an explicit key is trusted even before it is first seen");
+    assertThrows(ConfigException.class, () -> ConfigLoader.parse("patroni: {leader-key: '/abs olute'}",
+        ConfigLoader.Overrides.none(), Map.of()));
+  }
+
+  @Test
   void refusesCredentialsInUrls() {
     ConfigException e = assertThrows(ConfigException.class, () -> ConfigLoader.parse(
         "consul: {address: 'http://user:pw@127.0.0.1:8500'}", ConfigLoader.Overrides.none(), Map.of()));

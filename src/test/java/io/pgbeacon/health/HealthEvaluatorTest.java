@@ -103,6 +103,38 @@ class HealthEvaluatorTest {
   }
 
   @Test
+  void theWatchedLeaderKeyCanWithdrawThePrimaryButNeverGrantIt() {
+    DcsLeader elsewhere = DcsLeader.held(Optional.of("node2"));
+    DcsLeader nobody = DcsLeader.held(Optional.empty());
+    DcsLeader here = DcsLeader.held(Optional.of("node1"));
+    NodeHealth moved = HealthEvaluator.evaluate(leader(), BOUNCER_OK, elsewhere, POLICY);
+    assertEquals(CRITICAL, moved.primary().status());
+    assertEquals("leader key names node2, not node1", moved.primary().reason());
+    assertEquals(CRITICAL, HealthEvaluator.evaluate(leader(), BOUNCER_OK, nobody, POLICY).primary().status());
+    assertEquals(PASSING, HealthEvaluator.evaluate(leader(), BOUNCER_OK, here, POLICY).primary().status());
+    // A replica is not made primary by the key: promotion must have completed in PostgreSQL.
+    NodeHealth promoting = HealthEvaluator.evaluate(
+        observed(status("running", "replica", true), cluster("node1", 0)), BOUNCER_OK, here, POLICY);
+    assertEquals(CRITICAL, promoting.primary().status());
+    assertEquals(PASSING, HealthEvaluator.evaluate(replica(0), BOUNCER_OK, elsewhere, POLICY).replica().status());
+  }
+
+  @Test
+  void aRequestedSwitchoverWithdrawsThePrimaryBeforePatroniDemotesIt() {
+    DcsLeader here = DcsLeader.held(Optional.of("node1"));
+    NodeHealth away = HealthEvaluator.evaluate(leader(), BOUNCER_OK,
+        here.withSwitchover(Optional.of("node1"), Optional.of("node2")), POLICY);
+    assertEquals(CRITICAL, away.primary().status());
+    assertEquals("switchover to node2 requested", away.primary().reason());
+    assertEquals(PASSING, HealthEvaluator.evaluate(leader(), BOUNCER_OK,
+        here.withSwitchover(Optional.of("node3"), Optional.of("node2")), POLICY).primary().status(),
+        "a request about another member changes nothing here");
+    assertEquals(PASSING, HealthEvaluator.evaluate(leader(), BOUNCER_OK,
+        here.withSwitchover(Optional.of("node1"), Optional.of("node1")), POLICY).primary().status(),
+        "a request to stay where it is changes nothing");
+  }
+
+  @Test
   void reasonsNameTheCause() {
     assertEquals("PgBouncer: Connection refused",
         HealthEvaluator.evaluate(leader(), BOUNCER_DOWN, POLICY).primary().reason());

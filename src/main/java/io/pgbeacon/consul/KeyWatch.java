@@ -1,0 +1,88 @@
+package io.pgbeacon.consul;
+
+import io.vertx.core.Vertx;
+import io.vertx.core.WorkerExecutor;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Watches one Consul key (Patroni's leader or failover key) with blocking queries and reports every change of its
+ * value.
+ *
+ * <p>Threading: created, started and stopped on the owning verticle's event loop, where the callbacks also run.
+ * The blocking reads run one at a time on a worker thread of their own; the next read is issued when the previous
+ * one completes (after a pause when it failed), as Consul's blocking-query guidance asks.
+ */
+public final class KeyWatch {
+
+  private static final Logger log = LoggerFactory.getLogger(KeyWatch.class);
+  private static final Duration RETRY = Duration.ofSeconds(1);
+
+  private final Vertx vertx;
+  private final ConsulAgent agent;
+  private final String key;
+  private final Duration wait;
+  private final Consumer<Optional<String>> onValue;
+  private final Consumer<String> onFailure;
+  private final WorkerExecutor worker;
+  private long index;
+  private boolean first = true;
+  private Optional<String> last = Optional.empty();
+  private boolean stopped;
+  private long retryTimer = -1;
+
+  public KeyWatch(Vertx vertx, ConsulAgent agent, String key, Duration wait, Consumer<Optional<String>> onValue,
+      Consumer<String> onFailure) {
+    this.vertx = vertx;
+    this.agent = agent;
+    this.key = key;
+    this.wait = wait;
+    this.onValue = onValue;
+    this.onFailure = onFailure;
+    this.worker = vertx.createSharedWorkerExecutor("pgbeacon-watch-" + key, 1,
+        wait.toMillis() * 2 + 10_000, TimeUnit.MILLISECONDS);
+  }
+
+  public void start() {
+    log.info("watching {}", key);
+    read();
+  }
+
+  private void read() {
+    if (stopped) {
+      return;
+    }
+    long from = index;
+    // Unordered: an ordered task would hold up every other ordered task of this context for up to `wait`.
+    worker.executeBlocking(() -> agent.readKey(key, from, wait), false).onComplete(ar -> {
+      if (stopped) {
+        return;
+      }
+      if (ar.failed()) {
+        onFailure.accept(ar.cause().getMessage());
+        index = 0;
+        retryTimer = vertx.setTimer(RETRY.toMillis(), id -> read());
+        return;
+      }
+      ConsulAgent.KeyRead read = ar.result();
+      // Consul: an index that goes backwards (agent restart, snapshot restore) means start over.
+      index = read.index() < from ? 0 : read.index();
+      if (first || !read.value().equals(last)) {
+        first = false;
+        last = read.value();
+        onValue.accept(read.value());
+      }
+      read();
+    });
+  }
+
+  public void stop() {
+    stopped = true;
+    vertx.cancelTimer(retryTimer);
+    worker.close();
+  }
+}
