@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real components pgbeacon's tests and demo talk to, idempotently:
-#   PostgreSQL 15 server, PgBouncer, HAProxy, Patroni 3.0.2 (Debian) with python3-consul, dig, jq, curl,
+#   Java 17 + Maven (if missing), PostgreSQL 15 server, PgBouncer, HAProxy, Patroni 3.0.2 (Debian) with
+#   python3-consul, dig, jq, curl, openssl,
 #   and Consul 1.8.7 (Debian bullseye package). Patroni 4 (PyPI venv) is scripts/install-patroni4.sh.
 # Run as root on Debian 12 (bookworm). Safe to run again: every step checks first.
 set -euo pipefail
@@ -36,6 +37,10 @@ command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || apt_packages+=(postgresql-15)
 command -v psql >/dev/null 2>&1 || apt_packages+=(postgresql-client-15)
 command -v dig >/dev/null 2>&1 || apt_packages+=(dnsutils)
+command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+# The build itself: Java 17 and Maven (preinstalled on some images, not on a plain Debian 12).
+command -v javac >/dev/null 2>&1 || apt_packages+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null 2>&1 || apt_packages+=(maven)
 
 if [ ${#apt_packages[@]} -gt 0 ]; then
   log "installing ${apt_packages[*]}"

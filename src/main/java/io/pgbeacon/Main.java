@@ -97,6 +97,9 @@ public final class Main implements Callable<Integer> {
       out.println("config OK: " + options.file);
       out.println("  node:      " + config.node().orElse("(Patroni's member name)"));
       out.println("  patroni:   " + config.patroni().url() + " (timeout " + config.patroni().timeout().toMillis() + "ms)");
+      out.println("  leader key: " + config.patroni().leaderKey().template().map(t -> t
+          + (config.patroni().leaderKey().auto() ? " (auto: once seen in Consul)" : "")).orElse("off"));
+      out.println("  poll:      every " + config.pollInterval().toMillis() + "ms");
       out.println("  pgbouncer: " + config.pgbouncer().map(p -> p.host() + ":" + p.port() + "/" + p.database()
           + " as " + p.user() + (p.required() ? " (required)" : " (not required)")).orElse("not checked"));
       out.println("  consul:    " + config.consul().address() + ", ttl " + Units.consulDuration(config.consul().ttl())
@@ -107,6 +110,8 @@ public final class Main implements Callable<Integer> {
           + " (max-lag " + Units.formatSize(config.services().replica().maxLag()) + ")");
       config.agent().listen().forEach(l -> out.println("  agent:     " + l.address() + ":" + l.port() + " "
           + l.view().map(Config.View::key).orElse("(agent-send)")));
+      out.println("  agent wrong-role reply: " + config.agent().wrongRole().name().toLowerCase(java.util.Locale.ROOT)
+          + ", read-timeout " + config.agent().readTimeout().toMillis() + "ms");
       out.flush();
       return 0;
     }

@@ -23,6 +23,7 @@ import org.slf4j.LoggerFactory;
 public final class PgBeacon {
 
   private static final Logger log = LoggerFactory.getLogger(PgBeacon.class);
+  static final java.time.Duration AGENT_LINGER = java.time.Duration.ofMillis(1200);
 
   /** Lifecycle; each transition is logged once at INFO. */
   enum State {
@@ -105,8 +106,12 @@ public final class PgBeacon {
     }
     move(State.STOPPING);
     Future<Void> monitor = monitorId == null ? Future.succeededFuture() : vertx.undeploy(monitorId);
+    // HAProxy keeps an agent's last word when the agent goes silent: keep answering "down #pgbeacon stopping"
+    // for a moment so that a poller with agent-inter ≤ 1s hears it before the ports close.
     Future<Void> undeployed = monitor
-        .eventually(() -> agentId == null ? Future.succeededFuture() : vertx.undeploy(agentId));
+        .compose(v -> vertx.timer(AGENT_LINGER.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS))
+        .eventually(() -> agentId == null ? Future.succeededFuture() : vertx.undeploy(agentId))
+        .mapEmpty();
     // Close Vert.x from a thread of its own: a completion emitted on a closing event loop would be lost.
     stopped = undeployed.toCompletionStage().toCompletableFuture()
         .handle((ok, error) -> null)

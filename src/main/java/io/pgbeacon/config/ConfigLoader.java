@@ -134,7 +134,9 @@ public final class ConfigLoader {
       problem(n.key(username.isPresent() ? "password-file" : "username"), "(missing)",
           "username and password-file go together");
     }
-    String leaderKeyText = n.text("leader-key", "auto");
+    // YAML reads a bare off/no as false and on/yes as true: take them as meant.
+    JsonNode rawKey = n.value.path("leader-key");
+    String leaderKeyText = rawKey.isBoolean() ? (rawKey.asBoolean() ? "auto" : "off") : n.text("leader-key", "auto");
     Config.LeaderKey leaderKey = switch (leaderKeyText) {
       case "auto" -> Config.LeaderKey.AUTO;
       case "off" -> Config.LeaderKey.OFF;
@@ -248,7 +250,10 @@ public final class ConfigLoader {
           Node l = new Node(n.key("listen") + "[" + i + "].", list.get(i));
           l.only("address", "port", "view");
           String address = l.text("address", "127.0.0.1");
-          int port = l.port("port", 0);
+          int port = l.port("port", -1);
+          if (!l.has("port")) {
+            problem(l.key("port"), null, "is required (0 picks a free port)");
+          }
           Optional<View> view = l.has("view")
               ? Optional.ofNullable(l.enumValue("view", View.class, null)) : Optional.empty();
           Listener listener = build(() -> new Listener(address, port, view));

@@ -70,13 +70,14 @@ class ConfigLoaderTest {
         services:
           replica: {max-lag: 16M}
         poll: {interval: soon}
-        agent: {listen: [{port: 5555, view: writer}], colour: blue}
+        agent: {listen: [{port: 5555, view: writer}, {address: 127.0.0.1}], colour: blue}
         """;
     ConfigException e = assertThrows(ConfigException.class,
         () -> ConfigLoader.parse(bad, ConfigLoader.Overrides.none(), Map.of()));
     List<String> expectedPrefixes = List.of("node:", "patroni.url:", "patroni.timeout:", "pgbouncer.port:",
         "pgbouncer.password-file:", "consul.ttl:", "consul.deregister-critical-after:", "consul.on-stop:",
-        "services.replica.max-lag:", "poll.interval:", "agent.colour:", "agent.listen[0].view:");
+        "services.replica.max-lag:", "poll.interval:", "agent.colour:", "agent.listen[0].view:",
+        "agent.listen[1].port:");
     assertEquals(expectedPrefixes.size(), e.problems().size(), String.join("\n", e.problems()));
     for (int i = 0; i < expectedPrefixes.size(); i++) {
       assertTrue(e.problems().get(i).startsWith(expectedPrefixes.get(i)), e.problems().get(i));
@@ -126,6 +127,8 @@ class ConfigLoaderTest {
     assertEquals(Optional.of("service/demo/leader"), Config.LeaderKey.AUTO.resolve("demo"));
     assertEquals(Config.LeaderKey.OFF, ConfigLoader.parse("patroni: {leader-key: 'off'}",
         ConfigLoader.Overrides.none(), Map.of()).patroni().leaderKey());
+    assertEquals(Config.LeaderKey.OFF, ConfigLoader.parse("patroni: {leader-key: off}",
+        ConfigLoader.Overrides.none(), Map.of()).patroni().leaderKey(), "YAML's bare off is a boolean");
     Config.LeaderKey custom = ConfigLoader.parse("patroni: {leader-key: 'pg/{scope}/leader'}",
         ConfigLoader.Overrides.none(), Map.of()).patroni().leaderKey();
     assertEquals(Optional.of("pg/main/leader"), custom.resolve("main"));
