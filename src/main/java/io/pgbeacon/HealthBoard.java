@@ -21,7 +21,11 @@ final class HealthBoard {
   }
 
   void set(NodeHealth health) {
-    entry = new Entry(health, new AgentServer.Replies(health, wrongRole));
+    Entry old = entry;
+    // Most polls change nothing the agent says: keep the prepared replies then.
+    boolean sameReplies = old != null && old.health().primary().equals(health.primary())
+        && old.health().replica().equals(health.replica());
+    entry = new Entry(health, sameReplies ? old.replies() : new AgentServer.Replies(health, wrongRole));
   }
 
   NodeHealth health() {

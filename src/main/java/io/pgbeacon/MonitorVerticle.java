@@ -136,11 +136,11 @@ final class MonitorVerticle extends VerticleBase {
     if (key.isEmpty()) {
       return;
     }
-    watch = new KeyWatch(vertx, consul, key.get(), WATCH_WAIT, this::onLeaderKey, this::onWatchFailure);
+    watch = new KeyWatch(vertx, consul, key.get(), WATCH_WAIT, this::onLeaderKey, this::onLeaderWatchFailure);
     watch.start();
     scope.flatMap(config.patroni().leaderKey()::resolveFailover).ifPresent(failoverKey -> {
       failoverWatch = new KeyWatch(vertx, consul, failoverKey, WATCH_WAIT, this::onFailoverKey,
-          this::onWatchFailure);
+          this::onFailoverWatchFailure);
       failoverWatch.start();
     });
   }
@@ -185,16 +185,32 @@ final class MonitorVerticle extends VerticleBase {
     }
   }
 
-  private void onWatchFailure(String error) {
+  /** Without the leader key the verdict rests on Patroni's answers; a pending request stays known. */
+  private void onLeaderWatchFailure(String error) {
+    if (reportWatchFailure(error)) {
+      dcsLeader = DcsLeader.UNWATCHED;
+      applyDcs();
+    }
+  }
+
+  /** Without the failover key a request can no longer be seen ending: forget it rather than hold it forever. */
+  private void onFailoverWatchFailure(String error) {
+    if (reportWatchFailure(error)) {
+      failover = Optional.empty();
+      applyDcs();
+    }
+  }
+
+  private boolean reportWatchFailure(String error) {
     if (stopping) {
-      return;
+      return false;
     }
     if (!error.equals(watchError)) {
-      log.warn("[{}] leader key watch: {} (deciding from Patroni's answers alone meanwhile)",
+      log.warn("[{}] DCS key watch: {} (deciding from Patroni's answers alone meanwhile)",
           board.health().node().orElse("?"), error);
       watchError = error;
     }
-    dcsLeader = DcsLeader.UNWATCHED;
+    return true;
   }
 
   @Override
