@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# scripts/lab.sh — a throwaway Patroni cluster on loopback for pgbeacon's tests and demos:
-# one Consul dev agent (Patroni's DCS and pgbeacon's registry), N Patroni nodes running PostgreSQL 15,
-# one PgBouncer per node, and optionally one pgbeacon per node.
+# scripts/lab.sh — a throwaway Patroni cluster on loopback for pgbeacon's tests and demos, shaped like a real
+# one: each node has its own loopback address (127.0.0.11, .12, ...) running a Consul client agent, Patroni with
+# PostgreSQL 15, PgBouncer and (optionally) pgbeacon; one Consul server on 127.0.0.10; HAProxy on 127.0.0.1
+# in front, routing its write port to the node whose pgbeacon primary-view agent says "up" and its read port to
+# the replicas (pgbeacon's replica-view agent).
 #
 # Usage: scripts/lab.sh COMMAND [ARGS]
 #   start                  start whatever is not running; wait for a leader + N-1 streaming replicas
@@ -12,7 +14,11 @@
 #   pgbeacon-start N | pgbeacon-stop N [SIGNAL]     one pgbeacon (needs LAB_PGBEACON)
 #   pgbouncer-start N | pgbouncer-stop N [SIGNAL]   one PgBouncer
 #   patroni-start N | patroni-stop N [SIGNAL]       one Patroni (and its PostgreSQL)
-#   consul-start | consul-stop [SIGNAL]             the Consul dev agent (a dev agent forgets all state)
+#   crash N                SIGKILL node N's Patroni and PostgreSQL together (hard failover)
+#   wait-healthy [SECONDS] wait for a leader and N-1 streaming replicas (default 90 s)
+#   consul-start [N] | consul-stop [N] [SIGNAL]    node N's Consul client agent (no N: the server);
+#                                                   a client keeps its data dir, so it returns with its services
+#   haproxy-start | haproxy-stop [SIGNAL] | haproxy-reload   HAProxy (master-worker; reload = USR2)
 # SIGNAL defaults to TERM; for TERM/INT/QUIT/KILL the command waits for the process to exit, for any
 # other signal (STOP, CONT, HUP, ...) it only sends it.
 #
@@ -26,20 +32,24 @@
 # `start` records the layout in $LAB_DIR/lab.conf; every other command (and `start` while anything is
 # still running) uses the recorded layout, so `env`/`stop` need no settings repeated.
 #
-# Port mapping, B = LAB_BASE_PORT (default 15400):
-#   B+0 Consul HTTP   B+1 Consul DNS   B+2 Consul server RPC   B+3 serf LAN   B+4 serf WAN   (gRPC off)
-#   node i (1..N), base B+10*i:   +0 PostgreSQL   +1 Patroni REST   +2 PgBouncer
-#                                 +3 pgbeacon agent (view primary)   +4 pgbeacon agent (view replica)
-#   e.g. node1: 15410 pg, 15411 rest, 15412 pgbouncer, 15413/15414 agent;  node3: 15430..15434
+# Addresses and ports, B = LAB_BASE_PORT (default 15400); several labs can run at once on different B:
+#   127.0.0.10  Consul server:  B+0 HTTP  B+1 DNS  B+2 server RPC  B+3 serf LAN  B+4 serf WAN   (gRPC off)
+#   127.0.0.1   HAProxy:        B+5 write (primary)  B+6 read (replicas)  B+7 stats page (/stats)
+#   127.0.0.1i  node i (1..N), ports B+10*i +0 PostgreSQL  +1 Patroni REST  +2 PgBouncer
+#               +3 pgbeacon agent (view primary)  +4 pgbeacon agent (view replica)
+#               +5 Consul client HTTP  +6 Consul client DNS  +7 Consul client serf LAN
+#   e.g. node1 = 127.0.0.11: 15410 pg, 15411 rest, 15412 pgbouncer, 15413/15414 agent, 15415 consul
 #
-# Layout of $LAB_DIR: lab.conf, consul/ consul.log consul.pid, pgbeacon.password (mode 600),
-#   post_bootstrap.sh, nodeN/{patroni.yml,data/,patroni.log,patroni.pid,postgresql.log,
-#   pgbouncer.ini,pgbouncer.users,pgbouncer.log,pgbouncer.pid,pgbeacon.yml,pgbeacon.log,pgbeacon.pid}
-# A fresh `start` (nothing running) wipes nodeN/ and consul/: a Consul dev agent keeps no state, so old
-# data directories would only confuse Patroni.
+# Layout of $LAB_DIR: lab.conf, pgbeacon.password (mode 600), post_bootstrap.sh,
+#   consul/{consul.hcl,data/,consul.log,consul.pid}   (the server)
+#   haproxy/{haproxy.cfg,haproxy.log,haproxy.pid,admin.sock,master.sock}
+#   nodeN/{patroni.yml,data/,patroni.log,patroni.pid,postgresql.log,
+#          pgbouncer.ini,pgbouncer.users,pgbouncer.log,pgbouncer.pid,pgbeacon.yml,pgbeacon.log,pgbeacon.pid,
+#          consul/{consul.hcl,data/,consul.log,consul.pid}}
+# A fresh `start` (nothing running) wipes nodeN/, consul/ and haproxy/: a lab always bootstraps a new cluster.
 #
-# Runs as root (switches to user postgres for Patroni/PostgreSQL/PgBouncer, which refuse root) or as postgres.
-# Everything listens on 127.0.0.1 only. Processes are stopped by PID only, after checking their command line.
+# Runs as root: Patroni/PostgreSQL/PgBouncer run as postgres (they refuse root), HAProxy drops to user haproxy,
+# Consul and pgbeacon run as the caller. Everything listens on loopback (127.0.0.0/8) only. Processes are stopped by PID only, after checking their command line.
 set -euo pipefail
 
 readonly PG_BIN="${LAB_PG_BIN:-/usr/lib/postgresql/15/bin}"
@@ -66,21 +76,29 @@ log() { printf '[lab %3ds] %s\n' "$((SECONDS - T0))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # Ports, derived from LAB_BASE_PORT (see the header).
+readonly SERVER_ADDR=127.0.0.10 HAPROXY_ADDR=127.0.0.1
 consul_http_port()   { echo $((LAB_BASE_PORT + 0)); }
 consul_dns_port()    { echo $((LAB_BASE_PORT + 1)); }
 consul_server_port() { echo $((LAB_BASE_PORT + 2)); }
 consul_lan_port()    { echo $((LAB_BASE_PORT + 3)); }
 consul_wan_port()    { echo $((LAB_BASE_PORT + 4)); }
+haproxy_write_port() { echo $((LAB_BASE_PORT + 5)); }
+haproxy_read_port()  { echo $((LAB_BASE_PORT + 6)); }
+haproxy_stats_port() { echo $((LAB_BASE_PORT + 7)); }
+node_addr()          { echo "127.0.0.$((10 + $1))"; }
 pg_port()            { echo $((LAB_BASE_PORT + 10 * $1 + 0)); }
 rest_port()          { echo $((LAB_BASE_PORT + 10 * $1 + 1)); }
 pgbouncer_port()     { echo $((LAB_BASE_PORT + 10 * $1 + 2)); }
 agent_primary_port() { echo $((LAB_BASE_PORT + 10 * $1 + 3)); }
 agent_replica_port() { echo $((LAB_BASE_PORT + 10 * $1 + 4)); }
+node_consul_http_port() { echo $((LAB_BASE_PORT + 10 * $1 + 5)); }
+node_consul_dns_port()  { echo $((LAB_BASE_PORT + 10 * $1 + 6)); }
+node_consul_lan_port()  { echo $((LAB_BASE_PORT + 10 * $1 + 7)); }
 
 node_name() { echo "node$1"; }
 node_dir()  { echo "$LAB_DIR/node$1"; }
 nodes()     { seq 1 "$LAB_NODES"; }
-rest_url()  { echo "http://127.0.0.1:$(rest_port "$1")"; }
+rest_url()  { echo "http://$(node_addr "$1"):$(rest_port "$1")"; }
 
 patroni_bin() {
   case "$LAB_PATRONI" in
@@ -94,7 +112,11 @@ patronictl_bin() { echo "$(dirname "$(patroni_bin)")/patronictl"; }
 # Fetch a URL from a local REST API; prints the body, fails quietly.
 http_get() { curl -sf --max-time 2 "$1" 2>/dev/null; }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# port_open [ADDRESS] PORT (default address 127.0.0.1)
+port_open() {
+  if [ $# -eq 1 ]; then set -- 127.0.0.1 "$1"; fi
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
 
 # wait_for SECONDS DESCRIPTION COMMAND... — poll COMMAND every 0.5 s until it succeeds.
 wait_for() {
@@ -107,7 +129,7 @@ wait_for() {
 
 require_tools() {
   local t
-  for t in curl jq setsid setpriv "$PG_BIN/postgres" "$PG_BIN/psql" /usr/sbin/pgbouncer consul; do
+  for t in curl jq setsid setpriv "$PG_BIN/postgres" "$PG_BIN/psql" /usr/sbin/pgbouncer /usr/sbin/haproxy consul; do
     command -v "$t" >/dev/null 2>&1 || die "missing $t (run scripts/install-deps.sh)"
   done
   [ -x "$(patroni_bin)" ] || die "missing $(patroni_bin) (LAB_PATRONI=4 needs scripts/install-patroni4.sh)"
@@ -155,8 +177,6 @@ load_recorded_settings() {
 
 # Each process is (pid file, a string its command line must contain). The string is a path inside
 # LAB_DIR, so a recycled PID never matches another program.
-consul_pidfile()       { echo "$LAB_DIR/consul.pid"; }
-consul_marker()        { echo "$LAB_DIR/consul"; }
 patroni_pidfile()      { echo "$(node_dir "$1")/patroni.pid"; }
 patroni_marker()       { echo "$(node_dir "$1")/patroni.yml"; }
 pgbouncer_pidfile()    { echo "$(node_dir "$1")/pgbouncer.pid"; }
@@ -263,11 +283,13 @@ scope: $LAB_SCOPE
 name: $(node_name "$i")
 
 restapi:
-  listen: 127.0.0.1:$(rest_port "$i")
-  connect_address: 127.0.0.1:$(rest_port "$i")
+  listen: $(node_addr "$i"):$(rest_port "$i")
+  connect_address: $(node_addr "$i"):$(rest_port "$i")
 
 consul:
-  host: 127.0.0.1:$(consul_http_port)
+  # the node's own Consul client agent
+  host: $(node_addr "$i"):$(node_consul_http_port "$i")
+  # Patroni's own service (named after the scope, tagged with the role): measured against pgbeacon's
   register_service: true
 
 bootstrap:
@@ -295,8 +317,8 @@ bootstrap:
   post_bootstrap: $LAB_DIR/post_bootstrap.sh
 
 postgresql:
-  listen: 127.0.0.1:$(pg_port "$i")
-  connect_address: 127.0.0.1:$(pg_port "$i")
+  listen: $(node_addr "$i"):$(pg_port "$i")
+  connect_address: $(node_addr "$i"):$(pg_port "$i")
   data_dir: $dir/data
   bin_dir: $PG_BIN
   pgpass: $dir/pgpass
@@ -309,8 +331,8 @@ postgresql:
   remove_data_directory_on_diverged_timelines: true
   pg_hba:
     - local all all peer
-    - host replication replicator 127.0.0.1/32 scram-sha-256
-    - host all all 127.0.0.1/32 scram-sha-256
+    - host replication replicator 127.0.0.0/8 scram-sha-256
+    - host all all 127.0.0.0/8 scram-sha-256
   parameters:
     unix_socket_directories: $dir
     shared_buffers: 32MB
@@ -332,10 +354,10 @@ EOF
   write_file "$dir/pgbouncer.ini" 644 "$PG_USER:" <<EOF
 ; Generated by scripts/lab.sh — PgBouncer for $(node_name "$i"), in front of its own PostgreSQL.
 [databases]
-postgres = host=127.0.0.1 port=$(pg_port "$i") dbname=postgres
+postgres = host=$(node_addr "$i") port=$(pg_port "$i") dbname=postgres
 
 [pgbouncer]
-listen_addr = 127.0.0.1
+listen_addr = $(node_addr "$i")
 listen_port = $(pgbouncer_port "$i")
 unix_socket_dir = $dir
 auth_type = $LAB_PGBOUNCER_AUTH
@@ -358,15 +380,15 @@ write_pgbeacon_config() {
   write_file "$dir/pgbeacon.yml" 644 "$(id -un):" <<EOF
 # Generated by scripts/lab.sh for $(node_name "$i").
 node: $(node_name "$i")
-patroni: {url: http://127.0.0.1:$(rest_port "$i"), timeout: 1s}
-pgbouncer: {host: 127.0.0.1, port: $(pgbouncer_port "$i"), database: postgres, user: pgbeacon, password-file: $LAB_DIR/pgbeacon.password, required: true, timeout: 1s}
-consul: {address: http://127.0.0.1:$(consul_http_port), ttl: 10s, deregister-critical-after: 1m, on-stop: critical}
+patroni: {url: $(rest_url "$i"), timeout: 1s}
+pgbouncer: {host: $(node_addr "$i"), port: $(pgbouncer_port "$i"), database: postgres, user: pgbeacon, password-file: $LAB_DIR/pgbeacon.password, required: true, timeout: 1s}
+consul: {address: http://$(node_addr "$i"):$(node_consul_http_port "$i"), ttl: 10s, deregister-critical-after: 1m, on-stop: critical}
 services:
-  address: 127.0.0.1
+  address: $(node_addr "$i")
   primary: {name: patroni-primary, port: $(pgbouncer_port "$i")}
   replica: {name: patroni-replica, port: $(pgbouncer_port "$i"), max-lag: 16MB}
 poll: {interval: 500ms}
-agent: {listen: [{address: 127.0.0.1, port: $(agent_primary_port "$i"), view: primary}, {address: 127.0.0.1, port: $(agent_replica_port "$i"), view: replica}]}
+agent: {listen: [{address: $(node_addr "$i"), port: $(agent_primary_port "$i"), view: primary}, {address: $(node_addr "$i"), port: $(agent_replica_port "$i"), view: replica}]}
 EOF
 }
 
@@ -380,28 +402,171 @@ write_configs() {
     write_pgbouncer_config "$i"
     write_pgbeacon_config "$i"
   done
+  write_consul_configs
+  write_haproxy_config
 }
 
 # ---------------------------------------------------------------------------------------------- consul
+# One server (127.0.0.10) and one client agent per node, as in production: Patroni and pgbeacon talk to their
+# node's client; the catalog lives on the server. Client agents keep their data directory and do not leave the
+# cluster on SIGTERM, so a restarted agent comes back as the same node with its services.
 
-consul_ready() { [ -n "$(http_get "http://127.0.0.1:$(consul_http_port)/v1/status/leader" | tr -d '"')" ]; }
+# consul_dir [N] — the server's directory, or node N's agent's.
+consul_dir() { if [ -n "${1:-}" ]; then echo "$(node_dir "$1")/consul"; else echo "$LAB_DIR/consul"; fi; }
+consul_pidfile() { echo "$(consul_dir "${1:-}")/consul.pid"; }
+consul_marker()  { echo "$(consul_dir "${1:-}")/consul.hcl"; }
+consul_name()    { if [ -n "${1:-}" ]; then echo "consul $(node_name "$1")"; else echo "consul server"; fi; }
+consul_addr()    { if [ -n "${1:-}" ]; then node_addr "$1"; else echo "$SERVER_ADDR"; fi; }
+consul_http()    { if [ -n "${1:-}" ]; then node_consul_http_port "$1"; else consul_http_port; fi; }
 
-consul_start() {
-  if alive "$(consul_pidfile)" "$(consul_marker)"; then
-    log "consul: already running (pid $(pid_of "$(consul_pidfile)"))"
-    return 0
-  fi
-  port_open "$(consul_http_port)" && die "port $(consul_http_port) is taken by something else"
-  mkdir -p "$(consul_marker)"
-  log "consul: starting (http $(consul_http_port), dns $(consul_dns_port))"
-  spawn "$(consul_pidfile)" "$LAB_DIR/consul.log" "$(id -un)" \
-    consul agent -dev -node "$LAB_SCOPE" -bind 127.0.0.1 -client 127.0.0.1 -data-dir "$(consul_marker)" \
-      -http-port "$(consul_http_port)" -dns-port "$(consul_dns_port)" -server-port "$(consul_server_port)" \
-      -serf-lan-port "$(consul_lan_port)" -serf-wan-port "$(consul_wan_port)" -grpc-port -1
-  wait_for 20 "consul leader" consul_ready || { tail -20 "$LAB_DIR/consul.log" >&2; die "consul did not start"; }
+write_consul_configs() {
+  local i
+  mkdir -p "$(consul_dir)"
+  write_file "$(consul_marker)" 644 "$(id -un):" <<EOF
+# Generated by scripts/lab.sh — the lab's Consul server.
+node_name = "consul-server"
+datacenter = "dc1"
+data_dir = "$(consul_dir)/data"
+server = true
+bootstrap_expect = 1
+bind_addr = "$SERVER_ADDR"
+client_addr = "$SERVER_ADDR"
+ports { http = $(consul_http_port), dns = $(consul_dns_port), server = $(consul_server_port), serf_lan = $(consul_lan_port), serf_wan = $(consul_wan_port), grpc = -1 }
+performance { raft_multiplier = 1 }
+# The lab's catalog shows check output as soon as it changes (the default syncs output every 5 min).
+check_update_interval = "0s"
+dns_config { node_ttl = "0s", service_ttl { "*" = "0s" } }
+disable_update_check = true
+log_level = "INFO"
+EOF
+  for i in $(nodes); do
+    mkdir -p "$(consul_dir "$i")"
+    write_file "$(consul_marker "$i")" 644 "$(id -un):" <<EOF
+# Generated by scripts/lab.sh — the Consul client agent of $(node_name "$i").
+node_name = "$(node_name "$i")"
+datacenter = "dc1"
+data_dir = "$(consul_dir "$i")/data"
+bind_addr = "$(node_addr "$i")"
+client_addr = "$(node_addr "$i")"
+ports { http = $(node_consul_http_port "$i"), dns = $(node_consul_dns_port "$i"), serf_lan = $(node_consul_lan_port "$i"), serf_wan = -1, grpc = -1 }
+retry_join = ["$SERVER_ADDR:$(consul_lan_port)"]
+# A restart is not a departure: keep the node (and its services) in the catalog.
+leave_on_terminate = false
+skip_leave_on_interrupt = true
+check_update_interval = "0s"
+dns_config { node_ttl = "0s", service_ttl { "*" = "0s" } }
+disable_update_check = true
+log_level = "INFO"
+EOF
+  done
 }
 
-consul_stop() { stop_process consul "$(consul_pidfile)" "$(consul_marker)" "${1:-TERM}" 20; }
+# The server has a leader; a client has joined it (the server's catalog lists the node as alive).
+consul_ready() {
+  if [ -z "${1:-}" ]; then
+    [ -n "$(http_get "http://$SERVER_ADDR:$(consul_http_port)/v1/status/leader" | tr -d '"')" ]
+  else
+    [ -n "$(http_get "http://$(node_addr "$1"):$(node_consul_http_port "$1")/v1/status/leader" | tr -d '"')" ] \
+      && http_get "http://$SERVER_ADDR:$(consul_http_port)/v1/health/node/$(node_name "$1")" \
+        | jq -e '.[] | select(.CheckID == "serfHealth" and .Status == "passing")' >/dev/null 2>&1
+  fi
+}
+
+consul_start() {
+  local n=${1:-}
+  if alive "$(consul_pidfile "$n")" "$(consul_marker "$n")"; then
+    log "$(consul_name "$n"): already running (pid $(pid_of "$(consul_pidfile "$n")"))"
+    return 0
+  fi
+  port_open "$(consul_addr "$n")" "$(consul_http "$n")" && die "port $(consul_addr "$n"):$(consul_http "$n") is taken by something else"
+  log "$(consul_name "$n"): starting ($(consul_addr "$n"):$(consul_http "$n"))"
+  spawn "$(consul_pidfile "$n")" "$(consul_dir "$n")/consul.log" "$(id -un)" \
+    consul agent -config-file "$(consul_marker "$n")"
+  wait_for 30 "$(consul_name "$n") ready" consul_ready "$n" \
+    || { tail -20 "$(consul_dir "$n")/consul.log" >&2; die "$(consul_name "$n") did not start"; }
+}
+
+consul_stop() { stop_process "$(consul_name "${1:-}")" "$(consul_pidfile "${1:-}")" "$(consul_marker "${1:-}")" "${2:-TERM}" 20; }
+
+# ---------------------------------------------------------------------------------------------- haproxy
+# Write port → the node whose pgbeacon primary view says "up"; read port → replicas by pgbeacon's replica view.
+# The regular check is a TCP connect to PgBouncer; pgbeacon's agent says whether the node should get traffic.
+
+haproxy_dir()     { echo "$LAB_DIR/haproxy"; }
+haproxy_pidfile() { echo "$(haproxy_dir)/haproxy.pid"; }
+haproxy_marker()  { echo "$(haproxy_dir)/haproxy.cfg"; }
+
+write_haproxy_config() {
+  local i user_lines=""
+  mkdir -p "$(haproxy_dir)"
+  id haproxy >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && user_lines=$'  user haproxy\n  group haproxy'
+  {
+    cat <<EOF
+# Generated by scripts/lab.sh — HAProxy in front of the lab, driven by pgbeacon's agent ports.
+global
+  maxconn 500
+  stats socket $(haproxy_dir)/admin.sock mode 600 level admin
+$user_lines
+
+defaults
+  mode tcp
+  log stdout format raw local0 info
+  timeout connect 2s
+  timeout client 30m
+  timeout server 30m
+  timeout check 1s
+  # the regular check: PgBouncer accepts connections; the agent (pgbeacon) decides the rest.
+  default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions agent-inter 200ms
+
+frontend stats
+  mode http
+  bind $HAPROXY_ADDR:$(haproxy_stats_port)
+  stats enable
+  stats uri /stats
+  stats refresh 1s
+
+listen write
+  bind $HAPROXY_ADDR:$(haproxy_write_port)
+EOF
+    for i in $(nodes); do
+      echo "  server $(node_name "$i") $(node_addr "$i"):$(pgbouncer_port "$i") check agent-check agent-port $(agent_primary_port "$i")"
+    done
+    cat <<EOF
+
+listen read
+  bind $HAPROXY_ADDR:$(haproxy_read_port)
+  balance leastconn
+EOF
+    for i in $(nodes); do
+      echo "  server $(node_name "$i") $(node_addr "$i"):$(pgbouncer_port "$i") check agent-check agent-port $(agent_replica_port "$i")"
+    done
+  } | write_file "$(haproxy_marker)" 644 "$(id -un):"
+}
+
+haproxy_start() {
+  if alive "$(haproxy_pidfile)" "$(haproxy_marker)"; then
+    log "haproxy: already running (pid $(pid_of "$(haproxy_pidfile)"))"
+    return 0
+  fi
+  port_open "$HAPROXY_ADDR" "$(haproxy_write_port)" && die "port $(haproxy_write_port) is taken by something else"
+  /usr/sbin/haproxy -c -q -f "$(haproxy_marker)" || die "haproxy rejects $(haproxy_marker)"
+  log "haproxy: starting (write $HAPROXY_ADDR:$(haproxy_write_port), read $(haproxy_read_port), stats http://$HAPROXY_ADDR:$(haproxy_stats_port)/stats)"
+  # Master-worker in the foreground: the PID file holds the master, which reloads on USR2 without closing
+  # its listeners.
+  spawn "$(haproxy_pidfile)" "$(haproxy_dir)/haproxy.log" "$(id -un)" \
+    /usr/sbin/haproxy -W -db -f "$(haproxy_marker)"
+  wait_for 10 "haproxy write port" port_open "$HAPROXY_ADDR" "$(haproxy_write_port)" \
+    || { tail -20 "$(haproxy_dir)/haproxy.log" >&2; die "haproxy did not start"; }
+}
+
+haproxy_reload() {
+  alive "$(haproxy_pidfile)" "$(haproxy_marker)" || die "haproxy is not running"
+  /usr/sbin/haproxy -c -q -f "$(haproxy_marker)" || die "haproxy rejects $(haproxy_marker); not reloading"
+  kill -USR2 "$(pid_of "$(haproxy_pidfile)")"
+  log "haproxy: reloaded"
+}
+
+haproxy_stop() { stop_process haproxy "$(haproxy_pidfile)" "$(haproxy_marker)" "${1:-TERM}" 10; }
 
 # --------------------------------------------------------------------------------------------- patroni
 
@@ -411,7 +576,7 @@ patroni_start() {
     log "patroni $(node_name "$i"): already running (pid $(pid_of "$(patroni_pidfile "$i")"))"
     return 0
   fi
-  port_open "$(rest_port "$i")" && die "port $(rest_port "$i") is taken by something else"
+  port_open "$(node_addr "$i")" "$(rest_port "$i")" && die "port $(rest_port "$i") is taken by something else"
   log "patroni $(node_name "$i"): starting (pg $(pg_port "$i"), rest $(rest_port "$i"))"
   spawn "$(patroni_pidfile "$i")" "$(node_dir "$i")/patroni.log" "$PG_USER" \
     "$(patroni_bin)" "$(patroni_marker "$i")"
@@ -422,6 +587,32 @@ patroni_stop() {
   local i=$1 sig=${2:-TERM} dir; dir=$(node_dir "$i")
   stop_process "patroni $(node_name "$i")" "$(patroni_pidfile "$i")" "$(patroni_marker "$i")" "$sig" 40
   case "${sig#SIG}" in TERM|INT|QUIT|KILL|15|2|3|9) stop_orphan_postmaster "$i" ;; esac
+}
+
+# A hard crash of node i: SIGKILL to Patroni and, at once, to its postmaster (no demotion, no leader key
+# release; the cluster fails over when Patroni's session expires). `patroni-start N` brings the node back.
+patroni_crash() {
+  local i=$1 dir ppid pmpid; dir=$(node_dir "$i")
+  alive "$(patroni_pidfile "$i")" "$(patroni_marker "$i")" || die "patroni $(node_name "$i") is not running"
+  ppid=$(pid_of "$(patroni_pidfile "$i")")
+  pmpid=$(head -1 "$dir/data/postmaster.pid" 2>/dev/null || true)
+  log "crash $(node_name "$i"): kill -KILL patroni $ppid, postmaster ${pmpid:-?}"
+  kill -KILL "$ppid"
+  if [[ "$pmpid" =~ ^[0-9]+$ ]] && tr '\0' ' ' < "/proc/$pmpid/cmdline" 2>/dev/null | grep -qF -- "$dir/data"; then
+    kill -KILL "$pmpid"
+  fi
+  wait_for 10 "patroni $(node_name "$i") to die" not_alive "$(patroni_pidfile "$i")" "$(patroni_marker "$i")"
+  rm -f "$(patroni_pidfile "$i")"
+  # PostgreSQL's other processes notice the postmaster's death and exit; a restart needs them gone.
+  wait_for 20 "$(node_name "$i")'s postgres processes to exit" no_postgres_processes "$i"
+}
+
+no_postgres_processes() {
+  local dir pid; dir=$(node_dir "$1")
+  for pid in $(pgrep -u "$PG_USER" postgres 2>/dev/null || true); do
+    [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$dir/data" ] && return 1
+  done
+  return 0
 }
 
 stop_orphan_postmaster() {
@@ -484,11 +675,11 @@ pgbouncer_start() {
     log "pgbouncer $(node_name "$i"): already running (pid $(pid_of "$(pgbouncer_pidfile "$i")"))"
     return 0
   fi
-  port_open "$(pgbouncer_port "$i")" && die "port $(pgbouncer_port "$i") is taken by something else"
+  port_open "$(node_addr "$i")" "$(pgbouncer_port "$i")" && die "port $(pgbouncer_port "$i") is taken by something else"
   log "pgbouncer $(node_name "$i"): starting (port $(pgbouncer_port "$i"))"
   spawn "$(pgbouncer_pidfile "$i")" "$(node_dir "$i")/pgbouncer.log" "$PG_USER" \
     /usr/sbin/pgbouncer "$(pgbouncer_marker "$i")"
-  wait_for 5 "pgbouncer port $(pgbouncer_port "$i")" port_open "$(pgbouncer_port "$i")"
+  wait_for 5 "pgbouncer port $(pgbouncer_port "$i")" port_open "$(node_addr "$i")" "$(pgbouncer_port "$i")"
 }
 
 pgbouncer_stop() {
@@ -498,7 +689,7 @@ pgbouncer_stop() {
 # SELECT 1 as pgbeacon through node i's PgBouncer, i.e. PgBouncer really reaches PostgreSQL.
 pgbouncer_query_ok() {
   PGCONNECT_TIMEOUT=2 "$PG_BIN/psql" -qAtX -c 'select 1' \
-    "host=127.0.0.1 port=$(pgbouncer_port "$1") dbname=postgres user=pgbeacon password=$LAB_PGBEACON_PASSWORD" \
+    "host=$(node_addr "$1") port=$(pgbouncer_port "$1") dbname=postgres user=pgbeacon password=$LAB_PGBEACON_PASSWORD" \
     2>/dev/null | grep -qx 1
 }
 
@@ -520,7 +711,7 @@ pgbeacon_start() {
 # Wait until node i's pgbeacon listens on its agent port; fail if it died.
 pgbeacon_wait() {
   local i=$1 deadline=$((SECONDS + 30))
-  until port_open "$(agent_primary_port "$i")"; do
+  until port_open "$(node_addr "$i")" "$(agent_primary_port "$i")"; do
     if ! alive "$(pgbeacon_pidfile "$i")" "$(pgbeacon_marker "$i")"; then
       tail -20 "$(node_dir "$i")/pgbeacon.log" >&2
       die "pgbeacon $(node_name "$i") exited (log: $(node_dir "$i")/pgbeacon.log)"
@@ -542,7 +733,9 @@ pgbeacon_stop() {
 anything_alive() {
   local i
   alive "$(consul_pidfile)" "$(consul_marker)" && return 0
+  alive "$(haproxy_pidfile)" "$(haproxy_marker)" && return 0
   for i in $(nodes); do
+    alive "$(consul_pidfile "$i")" "$(consul_marker "$i")" && return 0
     alive "$(patroni_pidfile "$i")" "$(patroni_marker "$i")" && return 0
     alive "$(pgbouncer_pidfile "$i")" "$(pgbouncer_marker "$i")" && return 0
     alive "$(pgbeacon_pidfile "$i")" "$(pgbeacon_marker "$i")" && return 0
@@ -553,7 +746,9 @@ anything_alive() {
 everything_alive() {
   local i
   alive "$(consul_pidfile)" "$(consul_marker)" || return 1
+  alive "$(haproxy_pidfile)" "$(haproxy_marker)" || return 1
   for i in $(nodes); do
+    alive "$(consul_pidfile "$i")" "$(consul_marker "$i")" || return 1
     alive "$(patroni_pidfile "$i")" "$(patroni_marker "$i")" || return 1
     alive "$(pgbouncer_pidfile "$i")" "$(pgbouncer_marker "$i")" || return 1
     [ -z "$LAB_PGBEACON" ] || alive "$(pgbeacon_pidfile "$i")" "$(pgbeacon_marker "$i")" || return 1
@@ -562,7 +757,7 @@ everything_alive() {
 
 wipe_lab_state() {
   log "fresh lab in $LAB_DIR (Patroni $LAB_PATRONI, $LAB_NODES nodes, ports from $LAB_BASE_PORT)"
-  rm -rf -- "$(consul_marker)" "$LAB_DIR"/node[0-9]*
+  rm -rf -- "$(consul_dir)" "$(haproxy_dir)" "$LAB_DIR"/node[0-9]*
 }
 
 # A lab with anything still running keeps its recorded layout; only a stopped lab takes new settings.
@@ -583,8 +778,9 @@ cmd_start() {
   record_settings
   write_configs
 
-  consul_start
   local i
+  consul_start
+  for i in $(nodes); do consul_start "$i"; done
   for i in $(nodes); do patroni_start "$i"; done
   if ! wait_for "$LAB_START_TIMEOUT" "a leader and $((LAB_NODES - 1)) streaming replicas" cluster_healthy; then
     node_roles >&2
@@ -603,6 +799,7 @@ cmd_start() {
     for i in $(nodes); do pgbeacon_start "$i"; done
     for i in $(nodes); do pgbeacon_wait "$i"; done
   fi
+  haproxy_start
   log "started in $((SECONDS - T0))s"
   cmd_status
 }
@@ -610,6 +807,7 @@ cmd_start() {
 cmd_stop() {
   local i
   load_recorded_settings
+  haproxy_stop
   for i in $(nodes); do pgbeacon_stop "$i"; done
   for i in $(nodes); do pgbouncer_stop "$i"; done
   # Replicas first, so the leader does not fail over to a replica about to stop.
@@ -618,6 +816,7 @@ cmd_stop() {
   wait
   [ -z "$leader" ] || patroni_stop "$(node_index "$leader")"
   for i in $(nodes); do stop_orphan_postmaster "$i"; done
+  for i in $(nodes); do consul_stop "$i"; done
   consul_stop
   log "stopped"
 }
@@ -635,9 +834,11 @@ process_line() {
 cmd_status() {
   local i rc=0
   load_recorded_settings
-  echo "lab $LAB_DIR: Patroni $LAB_PATRONI ($(patroni_bin)), scope $LAB_SCOPE, $LAB_NODES nodes, consul 127.0.0.1:$(consul_http_port)"
-  process_line consul "$(consul_pidfile)" "$(consul_marker)" || rc=3
+  echo "lab $LAB_DIR: Patroni $LAB_PATRONI ($(patroni_bin)), scope $LAB_SCOPE, $LAB_NODES nodes, consul server $SERVER_ADDR:$(consul_http_port)"
+  process_line "consul server" "$(consul_pidfile)" "$(consul_marker)" || rc=3
+  process_line haproxy "$(haproxy_pidfile)" "$(haproxy_marker)" || rc=3
   for i in $(nodes); do
+    process_line "consul $(node_name "$i")" "$(consul_pidfile "$i")" "$(consul_marker "$i")" || rc=3
     process_line "patroni $(node_name "$i")" "$(patroni_pidfile "$i")" "$(patroni_marker "$i")" || rc=3
     process_line "pgbouncer $(node_name "$i")" "$(pgbouncer_pidfile "$i")" "$(pgbouncer_marker "$i")" || rc=3
     if [ -n "$LAB_PGBEACON" ] || [ -s "$(pgbeacon_pidfile "$i")" ]; then
@@ -685,13 +886,20 @@ LAB_PATRONICTL=$(patronictl_bin)
 LAB_PG_BIN=$PG_BIN
 LAB_NODES=$LAB_NODES
 LAB_BASE_PORT=$LAB_BASE_PORT
-LAB_CONSUL_HTTP=127.0.0.1:$(consul_http_port)
+LAB_CONSUL_HTTP=$SERVER_ADDR:$(consul_http_port)
+LAB_CONSUL_ADDR=$SERVER_ADDR
 LAB_CONSUL_HTTP_PORT=$(consul_http_port)
 LAB_CONSUL_DNS_PORT=$(consul_dns_port)
 LAB_CONSUL_SERVER_PORT=$(consul_server_port)
 LAB_CONSUL_SERF_LAN_PORT=$(consul_lan_port)
 LAB_CONSUL_SERF_WAN_PORT=$(consul_wan_port)
-LAB_CONSUL_LOG=$LAB_DIR/consul.log
+LAB_CONSUL_LOG=$(consul_dir)/consul.log
+LAB_HAPROXY_ADDR=$HAPROXY_ADDR
+LAB_HAPROXY_WRITE_PORT=$(haproxy_write_port)
+LAB_HAPROXY_READ_PORT=$(haproxy_read_port)
+LAB_HAPROXY_STATS_PORT=$(haproxy_stats_port)
+LAB_HAPROXY_SOCKET=$(haproxy_dir)/admin.sock
+LAB_HAPROXY_CONFIG=$(haproxy_marker)
 LAB_PATRONI_SERVICE=$LAB_SCOPE
 LAB_PRIMARY_SERVICE=patroni-primary
 LAB_REPLICA_SERVICE=patroni-replica
@@ -705,6 +913,9 @@ EOF
     cat <<EOF
 ${p}_NAME=$(node_name "$i")
 ${p}_DIR=$(node_dir "$i")
+${p}_ADDR=$(node_addr "$i")
+${p}_CONSUL_HTTP=$(node_addr "$i"):$(node_consul_http_port "$i")
+${p}_CONSUL_DNS_PORT=$(node_consul_dns_port "$i")
 ${p}_PG_PORT=$(pg_port "$i")
 ${p}_REST_PORT=$(rest_port "$i")
 ${p}_REST=$(rest_url "$i")
@@ -726,6 +937,12 @@ node_arg() {
   fi
 }
 
+# consul-start/stop take an optional node number (none: the server).
+consul_node_arg() {
+  load_recorded_settings
+  [ -z "${1:-}" ] || node_arg "$@"
+}
+
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
 main() {
@@ -743,8 +960,16 @@ main() {
     pgbouncer-stop)  node_arg "$@"; pgbouncer_stop "$1" "${2:-TERM}" ;;
     patroni-start)   node_arg "$@"; patroni_start "$1" ;;
     patroni-stop)    node_arg "$@"; patroni_stop "$1" "${2:-TERM}" ;;
-    consul-start)    load_recorded_settings; consul_start ;;
-    consul-stop)     load_recorded_settings; consul_stop "${1:-TERM}" ;;
+    crash)           node_arg "$@"; patroni_crash "$1" ;;
+    wait-healthy)    load_recorded_settings
+                     wait_for "${1:-90}" "a leader and $((LAB_NODES - 1)) streaming replicas" cluster_healthy \
+                       || { node_roles >&2; die "cluster not healthy"; } ;;
+    consul-start)    consul_node_arg "$@"; consul_start "${1:-}" ;;
+    consul-stop)     if [[ "${1:-}" =~ ^[0-9]+$ ]]; then node_arg "$@"; consul_stop "$1" "${2:-TERM}"
+                     else load_recorded_settings; consul_stop "" "${1:-TERM}"; fi ;;
+    haproxy-start)   load_recorded_settings; haproxy_start ;;
+    haproxy-stop)    load_recorded_settings; haproxy_stop "${1:-TERM}" ;;
+    haproxy-reload)  load_recorded_settings; haproxy_reload ;;
     *)               usage ;;
   esac
 }

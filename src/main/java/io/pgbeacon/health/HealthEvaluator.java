@@ -44,7 +44,11 @@ public final class HealthEvaluator {
         .or(() -> cluster.flatMap(c -> c.memberAt(policy.patroniHost(), policy.patroniPort()))
             .map(ClusterView.Member::name));
     Optional<ClusterView.Member> self = node.flatMap(n -> cluster.flatMap(c -> c.member(n)));
+    // Lag as a reader sees it: behind the leader (Patroni's view) plus WAL received but not yet replayed.
     OptionalLong lag = self.map(ClusterView.Member::lag).orElse(OptionalLong.empty());
+    if (lag.isPresent()) {
+      lag = OptionalLong.of(lag.getAsLong() + status.replayBacklog());
+    }
     boolean sync = status.syncStandby() || self.map(ClusterView.Member::sync).orElse(false);
 
     Verdict primary = primaryVerdict(status, cluster, node, dcsLeader, pgbouncer, policy);

@@ -45,7 +45,8 @@ public final class PatroniParser {
         tags,
         optText(patroni, "scope"),
         optText(patroni, "name"),
-        optText(patroni, "version"));
+        optText(patroni, "version"),
+        longField(xlog, "received_location"));
   }
 
   /** Parses {@code GET /cluster}. */

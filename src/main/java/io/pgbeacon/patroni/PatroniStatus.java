@@ -17,6 +17,8 @@ import java.util.OptionalLong;
  * @param replayPaused {@code xlog.paused}: replay paused with {@code pg_wal_replay_pause()}
  * @param syncStandby Patroni lists this replica as the synchronous standby (3.1+)
  * @param name Patroni's member name (3.2+); empty on older versions
+ * @param version Patroni's version
+ * @param receivedPosition {@code xlog.received_location} on a replica: WAL received, maybe not yet replayed
  */
 public record PatroniStatus(
     String state,
@@ -32,12 +34,25 @@ public record PatroniStatus(
     Map<String, String> tags,
     Optional<String> scope,
     Optional<String> name,
-    Optional<String> version) {
+    Optional<String> version,
+    OptionalLong receivedPosition) {
 
   public PatroniStatus {
     Objects.requireNonNull(state, "state");
     Objects.requireNonNull(role, "role");
     tags = Map.copyOf(tags);
+  }
+
+  /**
+   * WAL this replica has received but not replayed, in bytes. Patroni's {@code /cluster} lag counts from the
+   * furthest of the two positions, so a replica with replay stalled looks current there although its reads are
+   * stale; this is the part Patroni leaves out.
+   */
+  public long replayBacklog() {
+    if (receivedPosition.isEmpty() || walPosition.isEmpty() || role != Role.REPLICA) {
+      return 0;
+    }
+    return Math.max(0, receivedPosition.getAsLong() - walPosition.getAsLong());
   }
 
   public boolean running() {

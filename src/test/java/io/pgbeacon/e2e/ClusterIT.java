@@ -1,6 +1,7 @@
 package io.pgbeacon.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -9,6 +10,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.pgbeacon.support.Await;
 import io.pgbeacon.support.ConsulHttp;
 import io.pgbeacon.support.Dns;
+import io.pgbeacon.support.HaproxyStats;
+import io.pgbeacon.support.Psql;
 import io.pgbeacon.support.Lab;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -32,8 +35,11 @@ import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
- * The main job end to end: three real Patroni nodes (3.0.2 or 4.x, per {@code pgbeacon.lab.patroni}; Consul DCS), a real PgBouncer and one pgbeacon process
- * per node, one Consul agent. Scenarios run in order on one lab start; each leaves the cluster healthy.
+ * The main job end to end, on the real-cluster lab ({@code scripts/lab.sh}): three real Patroni nodes (3.0.2 or
+ * 4.x, per {@code pgbeacon.lab.patroni}) each on its own loopback address with its own Consul client agent,
+ * PostgreSQL, PgBouncer and one pgbeacon process; a Consul server; HAProxy in front, driven by pgbeacon's agent
+ * ports. Every scenario is checked through each consumer a user has: Consul HTTP, Consul DNS, HAProxy's stats
+ * socket and a real psql through HAProxy. Scenarios run in order on one lab start; each leaves the cluster healthy.
  */
 @ExtendWith(Lab.class)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
@@ -42,6 +48,8 @@ class ClusterIT {
   private static final Duration CONVERGE = Duration.ofSeconds(30);
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+  private static final String PRIMARY = "patroni-primary.service.consul";
+  private static final String REPLICA = "patroni-replica.service.consul";
 
   static Lab lab;
   static ConsulHttp consul;
@@ -50,127 +58,308 @@ class ClusterIT {
   static void lab() {
     lab = Lab.get();
     consul = new ConsulHttp(lab.consulAddress());
+    psqlWrite("CREATE TABLE IF NOT EXISTS e2e_writes (id bigserial PRIMARY KEY, note text NOT NULL,"
+        + " at timestamptz NOT NULL DEFAULT now())");
   }
 
   @Test
   @Order(1)
-  void advertisesExactlyTheLeaderAsPrimaryAndTheOthersAsReplicas() {
+  void everyConsumerSeesExactlyTheLeaderAsPrimaryAndTheOthersAsReplicas() {
     String leader = converged();
     List<String> replicas = others(leader);
-    assertEquals(replicas, sorted(consul.passingNodes("patroni-replica")));
-    // Consul DNS: in the lab every node is 127.0.0.1, so the SRV port (each node's PgBouncer) names the node.
-    assertEquals(List.of(lab.port(leader, "PGBOUNCER")), Dns.srvPorts(lab.consulDnsPort(),
-        "patroni-primary.service.consul"));
-    assertEquals(List.of("127.0.0.1"), Dns.a(lab.consulDnsPort(), "patroni-primary.service.consul"));
+    consumersFollow(leader);
+    assertEquals(replicas.stream().map(lab::address).sorted().toList(), dns(REPLICA));
     assertEquals(replicas.stream().map(n -> lab.port(n, "PGBOUNCER")).sorted().toList(),
-        Dns.srvPorts(lab.consulDnsPort(), "patroni-replica.service.consul"));
+        Dns.srvPorts(lab.consulDnsAddress(), lab.consulDnsPort(), REPLICA));
+    assertEquals(replicas, HaproxyStats.up(lab.haproxySocket(), "read"));
+    assertEquals("MAINT", HaproxyStats.servers(lab.haproxySocket(), "write").get(replicas.get(0)),
+        "a replica is parked in the write backend, not alarmed about");
+    Psql.Result read = psql(lab.haproxyPort("read"), "select pg_is_in_recovery()");
+    assertEquals("t", read.output(), "HAProxy's read port reaches a replica: " + read);
 
-    JsonNode service = consul.service("patroni-primary-" + leader);
+    JsonNode service = agentOf(leader).service("patroni-primary-" + leader);
     JsonNode patroni = patroni(leader);
     assertEquals(lab.scope(), service.path("Meta").path("scope").asText());
     assertEquals(patroni.path("patroni").path("version").asText(), service.path("Meta").path("patroni_version").asText());
     assertEquals(patroni.path("timeline").asText(), service.path("Meta").path("timeline").asText());
+    assertEquals(lab.address(leader), service.path("Address").asText());
     // Patroni 3 says "master", 4 says "primary": the tag is Patroni's own word.
     assertTrue(list(service.path("Tags")).contains(patroni.path("role").asText()), service.toString());
-    assertTrue(list(consul.service("patroni-replica-" + replicas.get(0)).path("Tags")).contains("async"));
+    assertTrue(list(agentOf(replicas.get(0)).service("patroni-replica-" + replicas.get(0)).path("Tags"))
+        .contains("async"));
   }
 
   @Test
   @Order(2)
   void theAgentPortsAnswerFromEachNodesVerdict() throws IOException {
     String leader = converged();
-    assertEquals("up ready 100%\n", agent(leader, "AGENT_PRIMARY"));
-    assertEquals("maint #" + patroni(leader).path("role").asText() + "\n", agent(leader, "AGENT_REPLICA"));
+    assertTrue(agent(leader, "AGENT_PRIMARY").startsWith("up ready 100%"));
+    assertTrue(agent(leader, "AGENT_REPLICA").startsWith("maint #" + patroni(leader).path("role").asText()));
     for (String replica : others(leader)) {
-      assertEquals("maint #replica\n", agent(replica, "AGENT_PRIMARY"));
-      assertEquals("up ready 100%\n", agent(replica, "AGENT_REPLICA"));
+      assertTrue(agent(replica, "AGENT_PRIMARY").startsWith("maint #replica"));
+      assertTrue(agent(replica, "AGENT_REPLICA").startsWith("up ready 100%"));
     }
   }
 
   @Test
   @Order(3)
-  void stoppingPgBouncerOnThePrimaryTurnsItsPrimaryCheckCritical() throws IOException {
+  void stoppingPgBouncerOnThePrimaryTakesItOutOfEveryConsumer() throws IOException {
     String leader = converged();
     int i = lab.index(leader);
     lab.run(Duration.ofSeconds(30), "pgbouncer-stop", Integer.toString(i));
     try {
       Await.until("no passing primary while PgBouncer is down", CONVERGE,
           () -> consul.passingNodes("patroni-primary"), List::isEmpty);
-      JsonNode check = consul.check("service:patroni-primary-" + leader);
+      JsonNode check = agentOf(leader).check("service:patroni-primary-" + leader);
       assertEquals("critical", check.path("Status").asText());
       assertTrue(check.path("Output").asText().startsWith("PgBouncer:"), check.toString());
       assertTrue(agent(leader, "AGENT_PRIMARY").startsWith("down #PgBouncer:"));
+      Await.until("HAProxy's write backend has no server up", CONVERGE,
+          () -> HaproxyStats.up(lab.haproxySocket(), "write"), List::isEmpty);
+      assertEquals(List.of(), dns(PRIMARY));
     } finally {
       lab.run(Duration.ofSeconds(30), "pgbouncer-start", Integer.toString(i));
     }
-    Await.until("primary passing again", CONVERGE, () -> consul.passingNodes("patroni-primary"),
-        List.of(leader)::equals);
+    consumersFollow(leader);
   }
 
   @Test
   @Order(4)
-  void aSwitchoverMovesThePrimaryWithoutEverAdvertisingTwo() throws Exception {
+  void aSwitchoverMovesThePrimaryWithoutEverAdvertisingTwo() {
     String before = converged();
     String candidate = others(before).get(0);
-    PrimarySampler sampler = PrimarySampler.start(consul, "service/" + lab.scope() + "/leader");
-    long started = System.nanoTime();
-    lab.run(Duration.ofSeconds(90), "switchover", candidate);
-    Await.until("Consul names " + candidate, CONVERGE, () -> consul.passingNodes("patroni-primary"),
-        List.of(candidate)::equals);
-    Await.until("Consul DNS names " + candidate, CONVERGE,
-        () -> Dns.srvPorts(lab.consulDnsPort(), "patroni-primary.service.consul"),
-        List.of(lab.port(candidate, "PGBOUNCER"))::equals);
-    PrimarySampler.Result result = sampler.stop();
-    System.out.printf("switchover %s → %s: Consul named the new primary %.2fs after the request; %s%n",
-        before, candidate, (sampler.firstSeen(candidate) - started) / 1e9, result);
-    assertTrue(result.maxPassing() <= 1, "two passing patroni-primary instances were seen: " + result);
-    assertEquals(0, result.notLeader(), "a passing primary that Patroni's leader key did not name: " + result);
+    watched("switchover " + before + " → " + candidate,
+        () -> lab.run(Duration.ofSeconds(90), "switchover", candidate), Optional.of(candidate));
     assertEquals(candidate, leader());
-    Await.until("old primary listed as replica", CONVERGE, () -> sorted(consul.passingNodes("patroni-replica")),
-        others(candidate)::equals);
   }
 
   @Test
   @Order(5)
+  void aSwitchoverBackMovesItTheOtherWay() {
+    String before = converged();
+    // back to the node that led at the start of the run, in the other direction
+    String candidate = lab.nodeNames().stream().filter(n -> !n.equals(before)).sorted().findFirst().orElseThrow();
+    watched("switchover " + before + " → " + candidate,
+        () -> lab.run(Duration.ofSeconds(90), "switchover", candidate), Optional.of(candidate));
+  }
+
+  @Test
+  @Order(6)
+  void aHardFailoverNamesTheNewPrimaryOnlyOnceItLeads() {
+    String crashed = converged();
+    int i = lab.index(crashed);
+    try {
+      String winner = watched("hard failover (SIGKILL Patroni + PostgreSQL on " + crashed + ")",
+          () -> lab.run(Duration.ofSeconds(60), "crash", Integer.toString(i)), Optional.empty());
+      assertNotEquals(crashed, winner);
+      assertEquals("critical", agentOf(crashed).checkStatus("service:patroni-primary-" + crashed));
+    } finally {
+      lab.run(Duration.ofSeconds(30), "patroni-start", Integer.toString(i));
+      lab.run(Duration.ofSeconds(120), "wait-healthy", "110");
+    }
+    String leader = converged();
+    assertTrue(consul.passingNodes("patroni-replica").contains(crashed), crashed + " rejoined as a replica");
+    consumersFollow(leader);
+  }
+
+  @Test
+  @Order(7)
+  void restartingTheConsulAgentOfThePrimaryKeepsItsServicesTrue() {
+    String leader = converged();
+    int i = lab.index(leader);
+    PrimarySampler sampler = PrimarySampler.start(consul, "service/" + lab.scope() + "/leader");
+    long restarted;
+    try {
+      lab.run(Duration.ofSeconds(30), "consul-stop", Integer.toString(i));
+      Await.pause(Duration.ofSeconds(2));
+    } finally {
+      lab.run(Duration.ofSeconds(40), "consul-start", Integer.toString(i));
+      restarted = System.nanoTime();
+    }
+    consumersFollow(leader);
+    // Past one TTL (10 s) after the restart: only pgbeacon's refreshes keep the checks passing.
+    Await.pause(Duration.ofNanos(Math.max(0, Duration.ofSeconds(12).toNanos() - (System.nanoTime() - restarted))));
+    assertEquals(List.of(leader), consul.passingNodes("patroni-primary"));
+    assertEquals(others(leader), sorted(consul.passingNodes("patroni-replica")));
+    PrimarySampler.Result result = stopAndCheck(sampler, "Consul agent restart on " + leader);
+    System.out.printf("Consul agent restart on %s: %s%n", leader, result);
+  }
+
+  @Test
+  @Order(8)
+  void pausedPatroniAndAReplicaLaggingPastMaxLag() {
+    String leader = converged();
+    String laggard = others(leader).get(0);
+    patroniConfig("{\"pause\": true}");
+    try {
+      Await.until("Patroni paused", CONVERGE, () -> patroni(leader).path("pause").asBoolean(false), p -> p);
+      Await.until("the primary's check says Patroni is paused", CONVERGE,
+          () -> agentOf(leader).check("service:patroni-primary-" + leader).path("Output").asText(),
+          o -> o.contains("Patroni paused"));
+      assertEquals(List.of(leader), consul.passingNodes("patroni-primary"), "maintenance mode is not a failure");
+      consumersFollow(leader);
+
+      // Replay stalls on one replica (Patroni would undo this outside maintenance mode) while WAL keeps coming.
+      assertTrue(psqlDirect(laggard, "select pg_wal_replay_pause()").ok());
+      Psql.Result fill = psqlWrite("CREATE TABLE e2e_fill AS SELECT g, repeat('x', 200) AS pad"
+          + " FROM generate_series(1, 120000) g; DROP TABLE e2e_fill");
+      assertTrue(fill.ok(), fill.toString());
+      Await.until(laggard + "'s replica check critical for lag", CONVERGE,
+          () -> agentOf(laggard).check("service:patroni-replica-" + laggard).path("Output").asText(),
+          o -> o.contains("exceeds max-lag"));
+      assertEquals("critical", agentOf(laggard).checkStatus("service:patroni-replica-" + laggard));
+      assertFalse(consul.passingNodes("patroni-replica").contains(laggard));
+      assertFalse(dns(REPLICA).contains(lab.address(laggard)));
+      Await.until("HAProxy's read port stops sending to " + laggard, CONVERGE,
+          () -> HaproxyStats.up(lab.haproxySocket(), "read"), up -> !up.contains(laggard) && !up.isEmpty());
+      assertEquals(List.of(leader), consul.passingNodes("patroni-primary"), "a lagging replica moves no primary");
+    } finally {
+      psqlDirect(laggard, "select pg_wal_replay_resume()");
+      patroniConfig("{\"pause\": false}");
+    }
+    Await.until(laggard + " caught up and back", CONVERGE, () -> sorted(consul.passingNodes("patroni-replica")),
+        others(leader)::equals);
+    Await.until("HAProxy's read port uses " + laggard + " again", CONVERGE,
+        () -> HaproxyStats.up(lab.haproxySocket(), "read"), up -> up.contains(laggard));
+    Await.until("Patroni resumed", CONVERGE, () -> patroni(leader).path("pause").asBoolean(false), p -> !p);
+  }
+
+  @Test
+  @Order(9)
   void sigtermTurnsBothChecksCriticalAtOnce() {
     String leader = converged();
     String node = leader; // the hardest case: the primary's pgbeacon goes away
     int i = lab.index(node);
+    ConsulHttp agent = agentOf(node);
     lab.run(Duration.ofSeconds(30), "pgbeacon-stop", Integer.toString(i), "TERM");
     try {
       // lab.sh returns once the process has exited; the checks must already be critical.
-      assertEquals("critical", consul.checkStatus("service:patroni-primary-" + node));
-      assertEquals("critical", consul.checkStatus("service:patroni-replica-" + node));
-      assertEquals("pgbeacon stopped", consul.check("service:patroni-primary-" + node).path("Output").asText());
-      assertTrue(consul.passingNodes("patroni-primary").isEmpty());
+      assertEquals("critical", agent.checkStatus("service:patroni-primary-" + node));
+      assertEquals("critical", agent.checkStatus("service:patroni-replica-" + node));
+      assertEquals("pgbeacon stopped", agent.check("service:patroni-primary-" + node).path("Output").asText());
+      Await.until("the catalog drops the primary", CONVERGE, () -> consul.passingNodes("patroni-primary"),
+          List::isEmpty);
     } finally {
       lab.run(Duration.ofSeconds(30), "pgbeacon-start", Integer.toString(i));
     }
     Await.until("primary passing after restart", CONVERGE, () -> consul.passingNodes("patroni-primary"),
         List.of(leader)::equals);
+    consumersFollow(leader);
   }
 
   @Test
-  @Order(6)
+  @Order(10)
   void sigkillLetsTheTtlExpireToCritical() {
     String leader = converged();
     String node = others(leader).get(0);
     int i = lab.index(node);
+    ConsulHttp agent = agentOf(node);
     lab.run(Duration.ofSeconds(30), "pgbeacon-stop", Integer.toString(i), "KILL");
     try {
-      assertEquals("passing", consul.checkStatus("service:patroni-replica-" + node),
+      assertEquals("passing", agent.checkStatus("service:patroni-replica-" + node),
           "nobody said goodbye: the check passes until its TTL runs out");
       long killed = System.nanoTime();
-      Await.until("TTL expiry", Duration.ofSeconds(30), () -> consul.checkStatus("service:patroni-replica-" + node),
+      Await.until("TTL expiry", Duration.ofSeconds(30), () -> agent.checkStatus("service:patroni-replica-" + node),
           "critical"::equals);
       double seconds = (System.nanoTime() - killed) / 1e9;
       System.out.printf("replica check of %s expired %.1fs after SIGKILL (TTL 10s)%n", node, seconds);
-      assertTrue(consul.check("service:patroni-replica-" + node).path("Output").asText().contains("TTL expired"));
+      assertTrue(agent.check("service:patroni-replica-" + node).path("Output").asText().contains("TTL expired"));
     } finally {
       lab.run(Duration.ofSeconds(30), "pgbeacon-start", Integer.toString(i));
     }
     Await.until("replica passing after restart", CONVERGE, () -> consul.passingNodes("patroni-replica"),
         nodes -> nodes.contains(node));
+  }
+
+  // ---- scenario helpers -----------------------------------------------------------------------------------
+
+  /**
+   * Runs {@code action} (a switchover or failover) under the safety sampler, waits until every consumer follows
+   * the new leader ({@code expected}, or whoever Patroni names), and fails on any two-primary or not-the-leader
+   * observation. Returns the new leader.
+   */
+  private static String watched(String what, Runnable action, Optional<String> expected) {
+    String before = leader();
+    PrimarySampler sampler = PrimarySampler.start(consul, "service/" + lab.scope() + "/leader");
+    long started = System.nanoTime();
+    String winner;
+    try {
+      action.run();
+      winner = expected.orElseGet(() -> Await.until("Patroni names a new leader", Duration.ofSeconds(90),
+          ClusterIT::leader, l -> !l.equals(before) && !l.startsWith("(")));
+      Await.until("Consul names " + winner, Duration.ofSeconds(60), () -> consul.passingNodes("patroni-primary"),
+          List.of(winner)::equals);
+      consumersFollow(winner);
+    } finally {
+      sampler.stopQuietly();
+    }
+    PrimarySampler.Result result = stopAndCheck(sampler, what);
+    System.out.printf("%s: Consul named %s %.2fs after the request; %s%n", what, winner,
+        (sampler.firstSeen(winner) - started) / 1e9, result);
+    return winner;
+  }
+
+  private static PrimarySampler.Result stopAndCheck(PrimarySampler sampler, String what) {
+    PrimarySampler.Result result = sampler.stop();
+    assertTrue(result.samples() > 10, what + ": the sampler hardly ran: " + result);
+    assertTrue(result.maxPassing() <= 1, what + ": two passing patroni-primary instances were seen: " + result);
+    assertEquals(0, result.notLeader(), what + ": a passing primary that Patroni's leader key did not name: " + result);
+    return result;
+  }
+
+  /** Consul HTTP, Consul DNS, HAProxy and psql through HAProxy all lead to {@code primary}; a write succeeds. */
+  private static void consumersFollow(String primary) {
+    Await.until("Consul HTTP names " + primary, CONVERGE, () -> consul.passingNodes("patroni-primary"),
+        List.of(primary)::equals);
+    Await.until("Consul DNS answers " + primary + "'s address", CONVERGE, () -> dns(PRIMARY),
+        List.of(lab.address(primary))::equals);
+    assertEquals(List.of(lab.port(primary, "PGBOUNCER")),
+        Dns.srvPorts(lab.consulDnsAddress(), lab.consulDnsPort(), PRIMARY));
+    Await.until("HAProxy's write backend has only " + primary + " up", CONVERGE,
+        () -> HaproxyStats.up(lab.haproxySocket(), "write"), List.of(primary)::equals);
+    Await.until("psql through HAProxy's write port reaches " + primary, CONVERGE,
+        () -> psqlWrite("select pg_is_in_recovery(), host(inet_server_addr())").output(),
+        ("f|" + lab.address(primary))::equals);
+    Psql.Result write = psqlWrite("INSERT INTO e2e_writes (note) VALUES ('via HAProxy to " + primary + "')"
+        + " RETURNING id");
+    assertTrue(write.ok() && write.output().matches("\\d+"), "a write through HAProxy succeeds: " + write);
+  }
+
+  private static Psql.Result psqlWrite(String sql) {
+    return psql(lab.haproxyPort("write"), sql);
+  }
+
+  private static Psql.Result psql(int haproxyPort, String sql) {
+    return Psql.run(lab.haproxyAddress(), haproxyPort, lab.env("LAB_SUPERUSER"), lab.env("LAB_SUPERUSER_PASSWORD"), sql);
+  }
+
+  /** Straight to one node's PostgreSQL, bypassing PgBouncer and HAProxy. */
+  private static Psql.Result psqlDirect(String node, String sql) {
+    return Psql.run(lab.address(node), lab.port(node, "PG"), lab.env("LAB_SUPERUSER"),
+        lab.env("LAB_SUPERUSER_PASSWORD"), sql);
+  }
+
+  private static List<String> dns(String name) {
+    return Dns.a(lab.consulDnsAddress(), lab.consulDnsPort(), name);
+  }
+
+  private static ConsulHttp agentOf(String node) {
+    return new ConsulHttp(lab.consulAgent(node));
+  }
+
+  /** PATCH /config on the leader (the lab's REST API takes no credentials). */
+  private static void patroniConfig(String json) {
+    try {
+      HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create(lab.rest(leader()) + "/config"))
+          .method("PATCH", HttpRequest.BodyPublishers.ofString(json)).header("Content-Type", "application/json")
+          .timeout(Duration.ofSeconds(5)).build(), HttpResponse.BodyHandlers.ofString());
+      assertEquals(200, r.statusCode(), "PATCH /config " + json + ": " + r.body());
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
   }
 
   // ---- helpers ---------------------------------------------------------------------------------------------
@@ -231,7 +420,7 @@ class ClusterIT {
 
   private static String agent(String node, String which) throws IOException {
     try (Socket s = new Socket()) {
-      s.connect(new InetSocketAddress("127.0.0.1", lab.port(node, which)), 2000);
+      s.connect(new InetSocketAddress(lab.address(node), lab.port(node, which)), 2000);
       s.setSoTimeout(3000);
       ByteArrayOutputStream out = new ByteArrayOutputStream();
       s.getInputStream().transferTo(out);
@@ -321,9 +510,18 @@ class ClusterIT {
       return firstSeen.getOrDefault(node, -1L);
     }
 
-    Result stop() throws InterruptedException {
+    void stopQuietly() {
       running.set(false);
-      thread.join();
+    }
+
+    Result stop() {
+      running.set(false);
+      try {
+        thread.join();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException(e);
+      }
       synchronized (this) {
         return new Result(samples, maxPassing, notLeader, longestZero / 1_000_000);
       }

@@ -157,12 +157,25 @@ class HealthEvaluatorTest {
             OptionalLong.of(42))), false, Optional.of("demo"));
     PatroniStatus nameless = new PatroniStatus("running", Role.REPLICA, "replica", false, OptionalLong.of(1),
         OptionalLong.of(1), false, false, false, false, Map.of(), Optional.of("demo"), Optional.empty(),
-        Optional.of("3.0.2"));
+        Optional.of("3.0.2"), OptionalLong.of(1));
     NodeHealth health = HealthEvaluator.evaluate(observed(nameless, view), BOUNCER_OK, unnamed);
     assertEquals(Optional.of("node2"), health.node());
     assertEquals(OptionalLong.of(42), health.lagBytes());
     assertEquals(Optional.of("127.0.0.2"), health.host());
     assertEquals(PASSING, health.replica().status());
+  }
+
+  @Test
+  void walReceivedButNotReplayedCountsAsLag() {
+    // Patroni's /cluster lag counts from max(received, replayed): with replay paused it stays ~0 while the
+    // replica serves ever older data. pgbeacon adds the received-but-not-replayed part.
+    PatroniStatus stalled = new PatroniStatus("running", Role.REPLICA, "replica", false, OptionalLong.of(3),
+        OptionalLong.of(1000), true, true, false, false, Map.of(), Optional.of("demo"), Optional.of("node1"),
+        Optional.of("4.1.5"), OptionalLong.of(1000 + 20 * MB));
+    NodeHealth health = HealthEvaluator.evaluate(observed(stalled, cluster("node2", 1024)), BOUNCER_OK, POLICY);
+    assertEquals(OptionalLong.of(1024 + 20 * MB), health.lagBytes());
+    assertEquals(CRITICAL, health.replica().status());
+    assertTrue(health.replica().reason().contains("replay paused"), health.replica().reason());
   }
 
   // ---- situations ----------------------------------------------------------------------------------------
@@ -187,7 +200,8 @@ class HealthEvaluatorTest {
 
   private static PatroniStatus pausedLeader() {
     return new PatroniStatus("running", Role.PRIMARY, "primary", true, OptionalLong.of(1), OptionalLong.of(1),
-        false, true, false, false, Map.of(), Optional.of("demo"), Optional.of("node1"), Optional.of("4.1.5"));
+        false, true, false, false, Map.of(), Optional.of("demo"), Optional.of("node1"), Optional.of("4.1.5"),
+        OptionalLong.empty());
   }
 
   private static PatroniStatus status(String state, String role, boolean lock) {
@@ -202,7 +216,8 @@ class HealthEvaluatorTest {
       default -> Role.OTHER;
     };
     return new PatroniStatus(state, parsed, role, lock, OptionalLong.of(3), OptionalLong.of(1000), false, false,
-        false, false, tags, Optional.of("demo"), Optional.of("node1"), Optional.of("4.1.5"));
+        false, false, tags, Optional.of("demo"), Optional.of("node1"), Optional.of("4.1.5"),
+        OptionalLong.of(1000));
   }
 
   /** node1 is always "this node"; {@code leader} names who holds the leader key. */

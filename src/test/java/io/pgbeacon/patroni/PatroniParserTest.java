@@ -41,6 +41,10 @@ class PatroniParserTest {
     assertFalse(s.replayPaused());
     assertFalse(s.paused());
     assertTrue(s.walPosition().isPresent(), "replayed_location");
+    assertTrue(s.receivedPosition().isPresent(), "received_location");
+    assertEquals(0, s.replayBacklog(), "caught up");
+    // received can trail replayed (it restarts at a segment boundary): never a negative backlog
+    assertEquals(0, PatroniParser.status(fixture("3.0.2", "replica-just-restarted.json"), false).replayBacklog());
   }
 
   @ParameterizedTest

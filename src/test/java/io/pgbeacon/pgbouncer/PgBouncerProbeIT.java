@@ -83,7 +83,7 @@ class PgBouncerProbeIT {
   }
 
   private Config.PgBouncer config(int port, Secret secret, boolean admin) {
-    return new Config.PgBouncer("127.0.0.1", port, "postgres", "pgbeacon", Optional.of(secret), true,
+    return new Config.PgBouncer(lab.address(node), port, "postgres", "pgbeacon", Optional.of(secret), true,
         Duration.ofSeconds(2), admin ? Optional.of("pgbeacon") : Optional.empty(),
         admin ? Optional.of(secret) : Optional.empty());
   }
@@ -91,7 +91,7 @@ class PgBouncerProbeIT {
   /** PgBouncer's admin console through the real psql, as the lab's admin user. */
   private void admin(String command) throws Exception {
     String psql = Components.require("psql", "/usr/bin/psql").toString();
-    ProcessBuilder pb = new ProcessBuilder(psql, "-h", "127.0.0.1", "-p", Integer.toString(lab.port(node, "PGBOUNCER")),
+    ProcessBuilder pb = new ProcessBuilder(psql, "-h", lab.address(node), "-p", Integer.toString(lab.port(node, "PGBOUNCER")),
         "-U", lab.env("LAB_SUPERUSER"), "-d", "pgbouncer", "-c", command).redirectErrorStream(true);
     pb.environment().put("PGPASSWORD", lab.env("LAB_SUPERUSER_PASSWORD"));
     Process p = pb.start();

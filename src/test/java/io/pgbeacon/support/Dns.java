@@ -12,9 +12,9 @@ public final class Dns {
   private Dns() {}
 
   /** SRV answers as "port target" strings. */
-  public static List<String> srv(int dnsPort, String name) {
+  public static List<String> srv(String server, int dnsPort, String name) {
     List<String> out = new ArrayList<>();
-    for (String line : dig(dnsPort, name, "SRV")) {
+    for (String line : dig(server, dnsPort, name, "SRV")) {
       String[] parts = line.trim().split("\\s+");
       if (parts.length == 4) {
         out.add(parts[2] + " " + parts[3]);
@@ -23,19 +23,20 @@ public final class Dns {
     return out;
   }
 
-  public static List<String> a(int dnsPort, String name) {
-    return dig(dnsPort, name, "A");
+  /** A answers, sorted. */
+  public static List<String> a(String server, int dnsPort, String name) {
+    return dig(server, dnsPort, name, "A").stream().sorted().toList();
   }
 
-  /** SRV ports only, sorted: in the lab every node shares 127.0.0.1, so the PgBouncer port names the node. */
-  public static List<Integer> srvPorts(int dnsPort, String name) {
-    return srv(dnsPort, name).stream().map(s -> Integer.parseInt(s.split(" ")[0])).sorted().toList();
+  /** SRV ports only, sorted (each lab node's PgBouncer has its own port). */
+  public static List<Integer> srvPorts(String server, int dnsPort, String name) {
+    return srv(server, dnsPort, name).stream().map(s -> Integer.parseInt(s.split(" ")[0])).sorted().toList();
   }
 
-  private static List<String> dig(int port, String name, String type) {
+  private static List<String> dig(String server, int port, String name, String type) {
     String dig = Components.require("dig", "/usr/bin/dig").toString();
     try {
-      Process p = new ProcessBuilder(dig, "@127.0.0.1", "-p", Integer.toString(port), "+short", "+time=2",
+      Process p = new ProcessBuilder(dig, "@" + server, "-p", Integer.toString(port), "+short", "+time=2",
           "+tries=1", name, type).redirectErrorStream(true).start();
       if (!p.waitFor(5, TimeUnit.SECONDS)) {
         p.destroyForcibly();

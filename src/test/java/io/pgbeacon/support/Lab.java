@@ -14,8 +14,9 @@ import org.junit.jupiter.api.extension.BeforeAllCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
 
 /**
- * The real-cluster lab ({@code scripts/lab.sh}): one Consul agent, three Patroni nodes with PostgreSQL and
- * PgBouncer, one pgbeacon (the jar under test) per node. Started once for the whole integration run and stopped
+ * The real-cluster lab ({@code scripts/lab.sh}): a Consul server and three nodes, each on its own loopback address
+ * with a Consul client agent, Patroni with PostgreSQL, PgBouncer and one pgbeacon (the jar under test); HAProxy
+ * in front, driven by pgbeacon's agent ports. Started once for the whole integration run and stopped
  * (by PID, by the script) when the run ends. Use with {@code @ExtendWith(Lab.class)} and {@link #get()}.
  */
 public final class Lab implements BeforeAllCallback {
@@ -66,12 +67,39 @@ public final class Lab implements BeforeAllCallback {
     return value;
   }
 
+  /** The Consul server's HTTP address (host:port): the catalog as every consumer sees it. */
   public String consulAddress() {
     return env("LAB_CONSUL_HTTP");
   }
 
+  /** The Consul client agent of one node (host:port): where that node's Patroni and pgbeacon register. */
+  public String consulAgent(String node) {
+    return env("LAB_NODE" + index(node) + "_CONSUL_HTTP");
+  }
+
+  public String consulDnsAddress() {
+    return env("LAB_CONSUL_ADDR");
+  }
+
   public int consulDnsPort() {
     return Integer.parseInt(env("LAB_CONSUL_DNS_PORT"));
+  }
+
+  /** The node's own loopback address (127.0.0.11, …). */
+  public String address(String node) {
+    return env("LAB_NODE" + index(node) + "_ADDR");
+  }
+
+  public String haproxyAddress() {
+    return env("LAB_HAPROXY_ADDR");
+  }
+
+  public int haproxyPort(String listener) {
+    return Integer.parseInt(env("LAB_HAPROXY_" + listener.toUpperCase(java.util.Locale.ROOT) + "_PORT"));
+  }
+
+  public Path haproxySocket() {
+    return Path.of(env("LAB_HAPROXY_SOCKET"));
   }
 
   public String scope() {
