@@ -35,6 +35,8 @@
 # Addresses and ports, B = LAB_BASE_PORT (default 15400); several labs can run at once on different B:
 #   127.0.0.10  Consul server:  B+0 HTTP  B+1 DNS  B+2 server RPC  B+3 serf LAN  B+4 serf WAN   (gRPC off)
 #   127.0.0.1   HAProxy:        B+5 write (primary)  B+6 read (replicas)  B+7 stats page (/stats)
+#               for comparison: B+8 write via pgbeacon's service in Consul DNS, B+9 write via Patroni's own
+#               register_service in Consul DNS, B+50 write via Patroni's /primary HTTP check
 #   127.0.0.1i  node i (1..N), ports B+10*i +0 PostgreSQL  +1 Patroni REST  +2 PgBouncer
 #               +3 pgbeacon agent (view primary)  +4 pgbeacon agent (view replica)
 #               +5 Consul client HTTP  +6 Consul client DNS  +7 Consul client serf LAN
@@ -85,6 +87,11 @@ consul_wan_port()    { echo $((LAB_BASE_PORT + 4)); }
 haproxy_write_port() { echo $((LAB_BASE_PORT + 5)); }
 haproxy_read_port()  { echo $((LAB_BASE_PORT + 6)); }
 haproxy_stats_port() { echo $((LAB_BASE_PORT + 7)); }
+haproxy_write_dns_port()         { echo $((LAB_BASE_PORT + 8)); }
+haproxy_write_patroni_dns_port() { echo $((LAB_BASE_PORT + 9)); }
+haproxy_write_httpchk_port()     { echo $((LAB_BASE_PORT + 50)); }
+# The tag Patroni's register_service gives the leader.
+patroni_primary_tag() { if [ "$LAB_PATRONI" = 3 ]; then echo master; else echo primary; fi; }
 node_addr()          { echo "127.0.0.$((10 + $1))"; }
 pg_port()            { echo $((LAB_BASE_PORT + 10 * $1 + 0)); }
 rest_port()          { echo $((LAB_BASE_PORT + 10 * $1 + 1)); }
@@ -540,6 +547,39 @@ EOF
     for i in $(nodes); do
       echo "  server $(node_name "$i") $(node_addr "$i"):$(pgbouncer_port "$i") check agent-check agent-port $(agent_replica_port "$i")"
     done
+    cat <<EOF
+
+# For comparison (scripts/bench-propagation.sh): the same write port found other ways.
+resolvers consul
+  nameserver server $SERVER_ADDR:$(consul_dns_port)
+  accepted_payload_size 8192
+  resolve_retries 3
+  timeout resolve 100ms
+  timeout retry 100ms
+  hold valid 100ms
+  hold nx 100ms
+  hold obsolete 0s
+
+# pgbeacon's service through Consul DNS (SRV), the way haproxy/dns-srv.cfg does it
+listen write_dns
+  bind $HAPROXY_ADDR:$(haproxy_write_dns_port)
+  server-template pgbeacon $LAB_NODES _patroni-primary._tcp.service.consul resolvers consul resolve-prefer ipv4 init-addr none check
+
+# Patroni's own register_service (service "$LAB_SCOPE", tag $(patroni_primary_tag)) through Consul DNS (SRV)
+listen write_patroni_dns
+  bind $HAPROXY_ADDR:$(haproxy_write_patroni_dns_port)
+  server-template patroni $LAB_NODES _$LAB_SCOPE._$(patroni_primary_tag).service.consul resolvers consul resolve-prefer ipv4 init-addr none check
+
+# The classic setup from Patroni's documentation: HTTP check of Patroni's /primary, straight to PostgreSQL
+listen write_httpchk
+  bind $HAPROXY_ADDR:$(haproxy_write_httpchk_port)
+  option httpchk GET /primary
+  http-check expect status 200
+  default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions
+EOF
+    for i in $(nodes); do
+      echo "  server $(node_name "$i") $(node_addr "$i"):$(pg_port "$i") check port $(rest_port "$i")"
+    done
   } | write_file "$(haproxy_marker)" 644 "$(id -un):"
 }
 
@@ -898,6 +938,10 @@ LAB_HAPROXY_ADDR=$HAPROXY_ADDR
 LAB_HAPROXY_WRITE_PORT=$(haproxy_write_port)
 LAB_HAPROXY_READ_PORT=$(haproxy_read_port)
 LAB_HAPROXY_STATS_PORT=$(haproxy_stats_port)
+LAB_HAPROXY_WRITE_DNS_PORT=$(haproxy_write_dns_port)
+LAB_HAPROXY_WRITE_PATRONI_DNS_PORT=$(haproxy_write_patroni_dns_port)
+LAB_HAPROXY_WRITE_HTTPCHK_PORT=$(haproxy_write_httpchk_port)
+LAB_PATRONI_PRIMARY_TAG=$(patroni_primary_tag)
 LAB_HAPROXY_SOCKET=$(haproxy_dir)/admin.sock
 LAB_HAPROXY_CONFIG=$(haproxy_marker)
 LAB_PATRONI_SERVICE=$LAB_SCOPE

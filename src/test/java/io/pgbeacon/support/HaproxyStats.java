@@ -8,7 +8,6 @@ import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -18,24 +17,46 @@ public final class HaproxyStats {
 
   private HaproxyStats() {}
 
+  /** The addresses (host:port) of the servers of {@code backend} with status UP (DNS-discovered servers). */
+  public static List<String> upAddresses(Path socket, String backend) {
+    List<String> out = new ArrayList<>();
+    for (Map<String, String> row : rows(socket, backend)) {
+      if (row.get("status").equals("UP")) {
+        out.add(row.get("addr"));
+      }
+    }
+    return out;
+  }
+
   /** Server name → status ({@code UP}, {@code DOWN}, {@code MAINT}, {@code DRAIN}, …) of one backend. */
   public static Map<String, String> servers(Path socket, String backend) {
     Map<String, String> out = new TreeMap<>();
+    for (Map<String, String> row : rows(socket, backend)) {
+      out.put(row.get("svname"), row.get("status"));
+    }
+    return out;
+  }
+
+  /** The {@code show stat} rows of one backend's servers, column name → value. */
+  public static List<Map<String, String>> rows(Path socket, String backend) {
     List<String> lines = command(socket, "show stat");
     if (lines.isEmpty() || !lines.get(0).startsWith("# ")) {
       throw new IllegalStateException("HAProxy 'show stat' answered " + lines);
     }
-    List<String> header = Arrays.asList(lines.get(0).substring(2).split(","));
-    int px = header.indexOf("pxname");
-    int sv = header.indexOf("svname");
-    int status = header.indexOf("status");
+    String[] header = lines.get(0).substring(2).split(",", -1);
+    List<Map<String, String>> rows = new ArrayList<>();
     for (String line : lines.subList(1, lines.size())) {
       String[] f = line.split(",", -1);
-      if (f.length > status && f[px].equals(backend) && !f[sv].equals("FRONTEND") && !f[sv].equals("BACKEND")) {
-        out.put(f[sv], f[status]);
+      if (f.length < header.length || !f[0].equals(backend) || f[1].equals("FRONTEND") || f[1].equals("BACKEND")) {
+        continue;
       }
+      Map<String, String> row = new java.util.HashMap<>();
+      for (int i = 0; i < header.length; i++) {
+        row.put(header[i], f[i]);
+      }
+      rows.add(row);
     }
-    return out;
+    return rows;
   }
 
   /** The servers of {@code backend} that would take new connections now (status UP). */

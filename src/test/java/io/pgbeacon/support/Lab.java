@@ -27,11 +27,24 @@ public final class Lab implements BeforeAllCallback {
   private final Map<String, String> settings = new LinkedHashMap<>();
   private Map<String, String> env;
 
-  private Lab() {
-    settings.put("LAB_DIR", System.getProperty("pgbeacon.lab.dir", "/tmp/pgbeacon-it-lab"));
-    settings.put("LAB_BASE_PORT", System.getProperty("pgbeacon.lab.port", "16400"));
-    settings.put("LAB_PATRONI", System.getProperty("pgbeacon.lab.patroni", "3"));
+  private Lab(String dir, String basePort, String patroni) {
+    settings.put("LAB_DIR", dir);
+    settings.put("LAB_BASE_PORT", basePort);
+    settings.put("LAB_PATRONI", patroni);
     settings.put("LAB_PGBEACON", "java -Xmx96m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -jar " + Components.jar());
+  }
+
+  /** A lab outside JUnit (benchmarks): started (after stopping leftovers) now, stopped by {@link #stop()}. */
+  public static Lab start(String dir, int basePort, String patroni) {
+    Lab lab = new Lab(dir, Integer.toString(basePort), patroni);
+    lab.run(Duration.ofMinutes(4), "stop");
+    lab.run(Duration.ofMinutes(4), "start");
+    lab.env = lab.parseEnv(lab.run(Duration.ofSeconds(30), "env"));
+    return lab;
+  }
+
+  public void stop() {
+    run(Duration.ofMinutes(2), "stop");
   }
 
   public static synchronized Lab get() {
@@ -45,17 +58,15 @@ public final class Lab implements BeforeAllCallback {
   public void beforeAll(ExtensionContext context) throws Exception {
     synchronized (Lab.class) {
       if (instance == null) {
-        Lab lab = new Lab();
-        lab.run(Duration.ofMinutes(4), "stop"); // leftovers of an interrupted run
-        lab.run(Duration.ofMinutes(4), "start");
-        lab.env = lab.parseEnv(lab.run(Duration.ofSeconds(30), "env"));
-        instance = lab;
+        // stops leftovers of an interrupted run first
+        instance = start(System.getProperty("pgbeacon.lab.dir", "/tmp/pgbeacon-it-lab"),
+            Integer.getInteger("pgbeacon.lab.port", 16400), System.getProperty("pgbeacon.lab.patroni", "3"));
       }
     }
     // Stopped once, when the whole run ends.
     context.getRoot().getStore(ExtensionContext.Namespace.GLOBAL)
         .getOrComputeIfAbsent("pgbeacon-lab", k -> (ExtensionContext.Store.CloseableResource) () -> {
-          instance.run(Duration.ofMinutes(2), "stop");
+          instance.stop();
         });
   }
 
