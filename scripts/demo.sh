@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # scripts/demo.sh — pgbeacon on a real 3-node Patroni cluster on this machine, in about a minute.
 #
-# 1. installs what is missing: scripts/install-deps.sh (PostgreSQL 15, Patroni, PgBouncer, Consul, dig, jq),
-#    plus Java 17 and Maven to build the jar;
+# 1. installs what is missing: scripts/install-deps.sh (PostgreSQL 15, Patroni, PgBouncer, HAProxy, Consul,
+#    consul-template, dig, jq, Java 17, Maven);
 # 2. builds target/pgbeacon.jar if it is missing or older than the sources;
-# 3. starts a lab (scripts/lab.sh): one Consul dev agent, three Patroni + PostgreSQL nodes, one PgBouncer and
-#    one pgbeacon per node, everything on 127.0.0.1;
-# 4. shows what Consul, Consul DNS and each node's HAProxy agent-check ports say;
+# 3. starts a lab (scripts/lab.sh): a Consul server, three nodes on 127.0.0.11-13 each with a Consul client
+#    agent, Patroni + PostgreSQL, PgBouncer and pgbeacon; HAProxy on 127.0.0.1 using pgbeacon's agent ports;
+# 4. shows what Consul, Consul DNS, each node's agent-check ports and HAProxy say, and where psql lands
+#    through HAProxy's write port;
 # 5. performs a switchover and shows them follow, timing Consul by polling it every 50 ms.
 #
 # Usage: bash scripts/demo.sh [--keep | --stop]
@@ -15,7 +16,7 @@
 # Ctrl-C at any point stops the lab. Running the demo again reuses a running demo lab, or starts a new one.
 #
 # Settings (environment):
-#   DEMO_LAB_DIR=/tmp/pgbeacon-demo   DEMO_BASE_PORT=15400 (the lab uses ports B..B+34, see scripts/lab.sh)
+#   DEMO_LAB_DIR=/tmp/pgbeacon-demo   DEMO_BASE_PORT=15400 (the lab uses ports B..B+50, see scripts/lab.sh)
 #   LAB_PATRONI=3 (Debian's Patroni 3.0.2) | 4 (PyPI Patroni 4, installed by scripts/install-patroni4.sh)
 # Runs as root, or as a user with sudo (the lab runs PostgreSQL as user postgres).
 set -euo pipefail
@@ -81,12 +82,12 @@ lab_hint() {
   printf '%sLAB_DIR=%s %s %s' "${SUDO[*]:+sudo }" "$DEMO_LAB_DIR" "$script" "$*"
 }
 
-# True when this demo's Consul agent runs (the same test lab.sh makes: PID file + command line).
+# True when this demo's Consul server runs (the same test lab.sh makes: PID file + command line).
 demo_consul_running() {
   local pid
-  pid=$(cat "$DEMO_LAB_DIR/consul.pid" 2>/dev/null) || return 1
+  pid=$(cat "$DEMO_LAB_DIR/consul/consul.pid" 2>/dev/null) || return 1
   [[ "$pid" =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$DEMO_LAB_DIR/consul"
+  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$DEMO_LAB_DIR/consul/consul.hcl"
 }
 
 stop_lab() {
@@ -168,24 +169,27 @@ load_lab_env() {
   local key value
   while IFS='=' read -r key value; do ENV[$key]=$value; done < <(lab env)
   [ -n "${ENV[LAB_CONSUL_HTTP_PORT]:-}" ] || die "could not read the lab's layout (lab.sh env)"
-  CONSUL="http://127.0.0.1:${ENV[LAB_CONSUL_HTTP_PORT]}"
+  CONSUL="http://${ENV[LAB_CONSUL_HTTP]}"
+  DNS_ADDR=${ENV[LAB_CONSUL_ADDR]}
   DNS_PORT=${ENV[LAB_CONSUL_DNS_PORT]}
   SCOPE=${ENV[LAB_SCOPE]}
+  PRIMARY_TAG=${ENV[LAB_PATRONI_PRIMARY_TAG]}
+  HAPROXY=${ENV[LAB_HAPROXY_ADDR]}
   NODES=()
   local i count=${ENV[LAB_NODES]}
   for ((i = 1; i <= count; i++)); do NODES+=("${ENV[LAB_NODE${i}_NAME]}"); done
 }
 
 start_lab() {
-  if ! demo_consul_running && (exec 3<>"/dev/tcp/127.0.0.1/$DEMO_BASE_PORT") 2>/dev/null; then
+  if ! demo_consul_running && (exec 3<>"/dev/tcp/127.0.0.10/$DEMO_BASE_PORT") 2>/dev/null; then
     die "port $DEMO_BASE_PORT is taken by another program (another lab? LAB_DIR=<its dir> scripts/lab.sh stop);" \
       "or give the demo other ports: DEMO_BASE_PORT=15500 bash scripts/demo.sh"
   fi
-  say "starting the lab in $DEMO_LAB_DIR: Consul, ${LAB_NODES:-3} Patroni nodes with PostgreSQL 15, a PgBouncer and a pgbeacon each"
+  say "starting the lab in $DEMO_LAB_DIR: a Consul server, ${LAB_NODES:-3} nodes (Consul agent, Patroni + PostgreSQL 15, PgBouncer, pgbeacon), HAProxy"
   if ! lab start; then
     say "the lab did not come up; stopping it and starting a fresh one"
     lab stop || true
-    lab start || die "the lab did not start (logs: $DEMO_LAB_DIR/consul.log, $DEMO_LAB_DIR/node*/*.log)"
+    lab start || die "the lab did not start (logs: $DEMO_LAB_DIR/consul/consul.log, $DEMO_LAB_DIR/node*/*.log)"
   fi
   load_lab_env
   # A demo lab left running by an earlier run may run an older jar: restart those pgbeacons.
@@ -222,33 +226,31 @@ one_primary()  { local p; p=$(passing_nodes patroni-primary); [ -n "$p" ] && [ "
 converged_on() { [ "$(passing_nodes patroni-primary)" = "$1" ] && [ "$(passing_nodes patroni-replica)" = "$(others "$1")" ]; }
 others()       { local n; for n in "${NODES[@]}"; do [ "$n" = "$1" ] || printf '%s\n' "$n"; done | sort | paste -sd' '; }
 
-node_of_port() { # a PgBouncer port → the node behind it (in the lab every node is 127.0.0.1)
+node_of_addr() { # a node's address → its name
   local i
   for ((i = 1; i <= ${#NODES[@]}; i++)); do
-    [ "${ENV[LAB_NODE${i}_PGBOUNCER_PORT]}" = "$1" ] && { echo "${NODES[i-1]}"; return; }
+    [ "${ENV[LAB_NODE${i}_ADDR]}" = "$1" ] && { echo "${NODES[i-1]}"; return; }
   done
   echo "?"
 }
 
-agent_reply() { # PORT → the line the agent answers, as HAProxy reads it
+agent_reply() { # ADDRESS PORT → the line the agent answers, as HAProxy reads it
   local line
-  line=$( (exec 3<>"/dev/tcp/127.0.0.1/$1" && IFS= read -r -t 2 reply <&3 && printf '%s' "$reply") 2>/dev/null ) || true
+  line=$( (exec 3<>"/dev/tcp/$1/$2" && IFS= read -r -t 2 reply <&3 && printf '%s' "$reply") 2>/dev/null ) || true
   printf '%s' "${line:-(no answer)}"
 }
 
 show_consul() {
-  local service checks
-  # Status from the catalog (what ?passing and DNS use); output from the agent: the catalog copies an output
-  # change that keeps the status only every check_update_interval (5 m by default).
-  checks=$(consul_get /v1/agent/checks) || checks='{}'
+  local service
+  # (the lab's agents set check_update_interval = 0s, so the catalog carries each check's current output)
   cmd "curl -s $CONSUL/v1/health/service/patroni-primary | jq ...   (and patroni-replica)"
   printf '  %s%-16s %-6s %-9s %-27s %-16s %s%s\n' "$BOLD" SERVICE NODE CHECK TAGS ADDRESS OUTPUT "$RESET"
   for service in patroni-primary patroni-replica; do
-    consul_get "/v1/health/service/$service" | jq -r --argjson agent "$checks" '
+    consul_get "/v1/health/service/$service" | jq -r '
         sort_by(.Service.Meta.node)[]
         | (.Checks[] | select(.ServiceID != "")) as $check
         | [.Service.Service, .Service.Meta.node, $check.Status, (.Service.Tags | join(",")),
-           "\(.Service.Address):\(.Service.Port)", ($agent[$check.CheckID].Output // $check.Output)] | @tsv' \
+           "\(.Service.Address):\(.Service.Port)", $check.Output] | @tsv' \
       | while IFS=$'\t' read -r name node status tags address output; do
           printf '  %-16s %-6s %s%*s %-27s %-16s %s\n' "$name" "$node" "$(paint "$status")" $((9 - ${#status})) '' \
             "$tags" "$address" "$output"
@@ -262,31 +264,49 @@ show_dns() {
   local service type line
   for service in patroni-primary patroni-replica; do
     for type in SRV A; do
-      cmd "dig @127.0.0.1 -p $DNS_PORT $service.service.consul $type +short"
-      dig @127.0.0.1 -p "$DNS_PORT" "$service.service.consul" "$type" +short +time=2 +tries=1 | sort \
+      cmd "dig @$DNS_ADDR -p $DNS_PORT $service.service.consul $type +short"
+      dig @"$DNS_ADDR" -p "$DNS_PORT" "$service.service.consul" "$type" +short +time=2 +tries=1 | sort \
         | while read -r line; do
-            if [ "$type" = SRV ]; then
-              printf '  %-44s %s<- %s PgBouncer%s\n' "$line" "$DIM" "$(node_of_port "$(awk '{print $3}' <<<"$line")")'s" "$RESET"
+            if [ "$type" = A ]; then
+              printf '  %-44s %s<- %s%s\n' "$line" "$DIM" "$(node_of_addr "$line")" "$RESET"
             else
               printf '  %s\n' "$line"
             fi
           done
     done
   done
-  printf '  %s(every lab node is 127.0.0.1, so the SRV port tells them apart)%s\n' "$DIM" "$RESET"
 }
 
 show_agents() {
   local i port reply
-  cmd "read -r line < /dev/tcp/127.0.0.1/<port>   (what HAProxy's agent-check reads)"
-  printf '  %s%-6s %-38s %s%s\n' "$BOLD" NODE "PRIMARY VIEW" "REPLICA VIEW" "$RESET"
+  local addr
+  cmd "read -r line < /dev/tcp/<node address>/<port>   (what HAProxy's agent-check reads)"
+  printf '  %s%-6s %-48s %s%s\n' "$BOLD" NODE "PRIMARY VIEW" "REPLICA VIEW" "$RESET"
   for ((i = 1; i <= ${#NODES[@]}; i++)); do
+    addr=${ENV[LAB_NODE${i}_ADDR]}
     port=${ENV[LAB_NODE${i}_AGENT_PRIMARY_PORT]}
-    reply=$(agent_reply "$port")
-    printf '  %-6s %s:%s%s %s%*s' "${NODES[i-1]}" "$DIM" "$port" "$RESET" "$(paint "$reply")" $((31 - ${#reply})) ''
+    reply=$(agent_reply "$addr" "$port")
+    printf '  %-6s %s:%s%s %s%*s' "${NODES[i-1]}" "$DIM" "$port" "$RESET" "$(paint "$reply")" $((41 - ${#reply})) ''
     port=${ENV[LAB_NODE${i}_AGENT_REPLICA_PORT]}
-    reply=$(agent_reply "$port")
+    reply=$(agent_reply "$addr" "$port")
     printf ' %s:%s%s %s\n' "$DIM" "$port" "$RESET" "$(paint "$reply")"
+  done
+}
+
+# HAProxy's view of its write and read backends (its stats page in CSV), and a real psql through each port.
+show_haproxy() {
+  local stats="http://$HAPROXY:${ENV[LAB_HAPROXY_STATS_PORT]}/stats;csv"
+  cmd "curl -s '$stats' | cut -d, -f1,2,18   (pxname, svname, status)"
+  curl -sf --max-time 2 "$stats" | awk -F, '($1 == "write" || $1 == "read") && $2 != "FRONTEND" && $2 != "BACKEND" { print $1, $2, $18 }' \
+    | while read -r backend server status; do
+        printf '  %-6s %-6s %s\n' "$backend" "$server" "$(paint "$status")"
+      done
+  local port answer
+  for port in LAB_HAPROXY_WRITE_PORT LAB_HAPROXY_READ_PORT; do
+    cmd "psql -h $HAPROXY -p ${ENV[$port]} -U postgres -Atc 'select pg_is_in_recovery(), inet_server_addr()'"
+    answer=$(PGPASSWORD=${ENV[LAB_SUPERUSER_PASSWORD]} PGCONNECT_TIMEOUT=3 "${ENV[LAB_PG_BIN]}/psql" -h "$HAPROXY" \
+      -p "${ENV[$port]}" -U postgres -d postgres -XAtc 'select pg_is_in_recovery(), host(inet_server_addr())' 2>&1 | head -1)
+    printf '  %s   %s<- %s%s\n' "$answer" "$DIM" "$(node_of_addr "${answer#*|}")" "$RESET"
   done
 }
 
@@ -295,17 +315,19 @@ show_everything() {
   show_consul
   section "Consul DNS"
   show_dns
-  section "HAProxy agent-check ports (one per view on each node)"
+  section "pgbeacon's HAProxy agent-check ports (one per view on each node)"
   show_agents
+  section "HAProxy (write port ${ENV[LAB_HAPROXY_WRITE_PORT]} -> primary, read port ${ENV[LAB_HAPROXY_READ_PORT]} -> replicas)"
+  show_haproxy
 }
 
 now_ms() { local t=${EPOCHREALTIME//[.,]/}; echo $((t / 1000)); }
 
 # One sample of Consul's passing checks: "<pgbeacon's passing primaries> <count> <Patroni's passing masters>".
 sample() {
-  consul_get /v1/health/state/passing | jq -r --arg scope "$SCOPE" '
+  consul_get /v1/health/state/passing | jq -r --arg scope "$SCOPE" --arg tag "$PRIMARY_TAG" '
     ([.[] | select(.ServiceName == "patroni-primary") | .ServiceID | ltrimstr("patroni-primary-")] | sort) as $p
-    | [.[] | select(.ServiceName == $scope and (.ServiceTags // [] | index("master")))] as $m
+    | [.[] | select(.ServiceName == $scope and (.ServiceTags // [] | index($tag)))] as $m
     | "\($p | join(",") | if . == "" then "-" else . end) \($p | length) \($m | length)"'
 }
 
@@ -362,8 +384,8 @@ switchover() {
   printf '  %s samples over %d.%d s; passing patroni-primary instances at once: at most %s%s%s;' \
     "$samples" $(( ($(now_ms) - t0) / 1000 )) $(( ($(now_ms) - t0) % 1000 / 100 )) "$BOLD" "$max_pgb" "$RESET"
   printf ' none for %d.%03d s (old primary withdrawn, new one not yet promoted)\n' $((zero_ms / 1000)) $((zero_ms % 1000))
-  printf "  Patroni's own register_service (service %s, tag master), same samples: at most %s%s%s passing at once\n" \
-    "$SCOPE" "$BOLD" "$max_patroni" "$RESET"
+  printf "  Patroni's own register_service (service %s, tag %s), same samples: at most %s%s%s passing at once\n" \
+    "$SCOPE" "$PRIMARY_TAG" "$BOLD" "$max_patroni" "$RESET"
 
   wait_until 30 "Consul to list $candidate as primary and the others as replicas" converged_on "$candidate" \
     || say "Consul has not listed every replica as passing yet (see below)"
@@ -379,16 +401,18 @@ switchover() {
 footer() {
   section "Look around"
   cat <<EOF
-  Consul UI     $CONSUL/ui/   (loopback only; from elsewhere: ssh -L ${ENV[LAB_CONSUL_HTTP_PORT]}:127.0.0.1:${ENV[LAB_CONSUL_HTTP_PORT]} <this host>)
-  Consul CLI    consul catalog services -tags -http-addr=127.0.0.1:${ENV[LAB_CONSUL_HTTP_PORT]}
+  Consul UI     $CONSUL/ui/   (loopback only; from elsewhere: ssh -L ${ENV[LAB_CONSUL_HTTP_PORT]}:${ENV[LAB_CONSUL_HTTP]} <this host>)
+  Consul CLI    consul members -http-addr=${ENV[LAB_CONSUL_HTTP]}
+  HAProxy       http://$HAPROXY:${ENV[LAB_HAPROXY_STATS_PORT]}/stats    psql -h $HAPROXY -p ${ENV[LAB_HAPROXY_WRITE_PORT]} -U postgres (password ${ENV[LAB_SUPERUSER_PASSWORD]})
   Lab status    $(lab_hint status)
   Logs          $DEMO_LAB_DIR/node1/pgbeacon.log (patroni.log, pgbouncer.log, postgresql.log alongside)
-                $DEMO_LAB_DIR/consul.log
+                $DEMO_LAB_DIR/consul/consul.log, $DEMO_LAB_DIR/haproxy/haproxy.log
   Try           $(lab_hint switchover)              another switchover
                 $(lab_hint pgbouncer-stop 1)        PgBouncer down: node1's checks turn critical
                 $(lab_hint pgbouncer-start 1)       ... and back
                 $(lab_hint pgbeacon-stop 2 KILL)    no goodbye: node2's TTL (10 s) expires
                 $(lab_hint pgbeacon-start 2)        ... and back
+                $(lab_hint crash 1)                 hard failover: SIGKILL Patroni + PostgreSQL on node1
 EOF
 }
 

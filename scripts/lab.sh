@@ -436,6 +436,7 @@ datacenter = "dc1"
 data_dir = "$(consul_dir)/data"
 server = true
 bootstrap_expect = 1
+ui = true
 bind_addr = "$SERVER_ADDR"
 client_addr = "$SERVER_ADDR"
 ports { http = $(consul_http_port), dns = $(consul_dns_port), server = $(consul_server_port), serf_lan = $(consul_lan_port), serf_wan = $(consul_wan_port), grpc = -1 }
