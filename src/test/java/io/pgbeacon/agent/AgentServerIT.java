@@ -30,7 +30,8 @@ import org.junit.jupiter.api.Test;
 /** The agent port over real TCP, the way HAProxy uses it: connect, (optionally send), read one line, close. */
 class AgentServerIT {
 
-  private static final Config.Agent AGENT = new Config.Agent(List.of(), Config.WrongRole.MAINT, Duration.ofMillis(500));
+  private static final Config.Agent AGENT = new Config.Agent(List.of(), Config.WrongRole.MAINT,
+      Config.PastMaxLag.DRAIN, 12 << 20, 10, java.util.Map.of(), Duration.ofMillis(500));
 
   Vertx vertx;
   final AtomicReference<AgentServer.Replies> replies = new AtomicReference<>();
