@@ -110,11 +110,21 @@ public final class Main implements Callable<Integer> {
           + " (max-lag " + Units.formatSize(config.services().replica().maxLag()) + ")");
       config.agent().listen().forEach(l -> out.println("  agent:     " + l.address() + ":" + l.port() + " "
           + l.view().map(Config.View::key).orElse("(agent-send)")));
-      out.println("  agent wrong-role reply: " + config.agent().wrongRole().name().toLowerCase(java.util.Locale.ROOT)
-          + ", read-timeout " + config.agent().readTimeout().toMillis() + "ms");
+      Config.Agent agent = config.agent();
+      out.println("  agent replies: wrong role " + lower(agent.wrongRole()) + ", past max-lag "
+          + lower(agent.pastMaxLag()) + ", replica weight 100% up to " + Units.formatSize(agent.weightLagStart())
+          + " lag, " + agent.weightFloor() + "% at " + Units.formatSize(config.services().replica().maxLag())
+          + ", maxconn " + (agent.maxconn().isEmpty() ? "not sent" : java.util.Arrays.stream(Config.View.values())
+              .filter(agent.maxconn()::containsKey).map(v -> v.key() + " " + agent.maxconn().get(v))
+              .collect(java.util.stream.Collectors.joining(", ")))
+          + ", read-timeout " + agent.readTimeout().toMillis() + "ms");
       out.flush();
       return 0;
     }
+  }
+
+  private static String lower(Enum<?> e) {
+    return e.name().toLowerCase(java.util.Locale.ROOT);
   }
 
   @Command(name = "run", mixinStandardHelpOptions = true, description = "Runs the daemon until SIGTERM/SIGINT.")
