@@ -16,7 +16,8 @@ import java.util.OptionalLong;
  * <p>Every reply carries a health word and a description: HAProxy shows the description only next to a health
  * word ({@code via agent : up (replica, lag 0B)}). The two kinds of critical of a healthy node say {@code up}
  * with {@code maint} or {@code drain}, so HAProxy parks the server without calling it DOWN. A warning's
- * description starts with {@value #WARNING_MARK}, so the reply alone tells passing, warning and critical apart.
+ * description starts with {@value #WARNING_MARK}, so the reply alone tells passing, warning and critical apart
+ * ({@link #read(String)}).
  */
 public final class AgentReply {
 
@@ -65,6 +66,59 @@ public final class AgentReply {
   /** A reply for a request pgbeacon cannot answer from a view (bad agent-send): still a complete line. */
   public static String refusal(String reason) {
     return "down #" + sanitize(reason) + "\n";
+  }
+
+  /**
+   * A reply read back into the verdict's status, as {@code pgbeacon check} reports it.
+   *
+   * @param reason the description without {@value #WARNING_MARK}; the words when there is none
+   */
+  public record Heard(Status status, String reason) {}
+
+  /**
+   * Reads a reply the way HAProxy does (first line only, words in any order, case-insensitive, the last of a
+   * kind wins) and maps it back to Consul's status: {@code up} with {@code ready} is passing, or warning when
+   * the description starts with {@value #WARNING_MARK}; anything else is critical — {@code down}, {@code maint},
+   * {@code drain} (both of pgbeacon's drains are critical in Consul), no health word, a line without its end.
+   */
+  public static Heard read(String reply) {
+    int end = lineEnd(reply);
+    if (end < 0) {
+      return new Heard(Status.CRITICAL, reply.isEmpty() ? "no reply" : "incomplete reply: " + sanitize(reply));
+    }
+    String line = reply.substring(0, end);
+    int hash = line.indexOf('#');
+    String health = null;
+    String admin = null;
+    for (String word : (hash < 0 ? line : line.substring(0, hash)).split("[ \t,]+")) {
+      switch (word.toLowerCase(java.util.Locale.ROOT)) {
+        case "up", "down", "stopped", "fail" -> health = word.toLowerCase(java.util.Locale.ROOT);
+        case "ready", "drain", "maint" -> admin = word.toLowerCase(java.util.Locale.ROOT);
+        default -> {
+          // a weight, maxconn or a word of a newer HAProxy: no bearing on the status
+        }
+      }
+    }
+    String description = hash < 0 ? "" : sanitize(line.substring(hash + 1));
+    boolean warning = description.startsWith(WARNING_MARK);
+    String reason = warning ? description.substring(WARNING_MARK.length()).strip() : description;
+    if (reason.isEmpty()) {
+      reason = sanitize(line);
+    }
+    if ("up".equals(health) && "ready".equals(admin)) {
+      return new Heard(warning ? Status.WARNING : Status.PASSING, reason);
+    }
+    return new Heard(Status.CRITICAL, reason);
+  }
+
+  /** HAProxy's line ends at the first CR or LF; -1 when there is none. */
+  private static int lineEnd(String text) {
+    for (int i = 0; i < text.length(); i++) {
+      if (text.charAt(i) == '\r' || text.charAt(i) == '\n') {
+        return i;
+      }
+    }
+    return -1;
   }
 
   /** Printable ASCII only, one line, bounded: the description must not end the line or confuse the parser. */

@@ -99,6 +99,41 @@ class AgentReplyTest {
     assertEquals("up ready 100% #primary, timeline 3\n", AgentReply.line(health, View.PRIMARY, DEFAULTS));
   }
 
+  @ParameterizedTest(name = "{0} past-max-lag {1} wrong-role {2}")
+  @CsvSource({
+      "PASSING, DRAIN, MAINT", "WARNING, DRAIN, MAINT", "CRITICAL, DRAIN, MAINT",
+      "WRONG_ROLE, DRAIN, MAINT", "WRONG_ROLE, DRAIN, DRAIN", "WRONG_ROLE, DRAIN, DOWN",
+      "PAST_MAX_LAG, DRAIN, MAINT", "PAST_MAX_LAG, DOWN, MAINT"})
+  void everyReplyReadsBackAsTheVerdictsStatusAndReason(Kind kind, PastMaxLag pastMaxLag, WrongRole wrongRole) {
+    Verdict verdict = kind.verdict("replica, lag 14MB");
+    for (Map<View, Integer> maxconn : java.util.List.of(Map.<View, Integer>of(), Map.of(View.REPLICA, 50))) {
+      ReplyPolicy policy = new ReplyPolicy(wrongRole, pastMaxLag, 12 * MB, 16 * MB, 10, maxconn);
+      String line = AgentReply.line(verdict, OptionalLong.of(14 * MB), View.REPLICA, policy);
+      assertEquals(new AgentReply.Heard(verdict.status(), "replica, lag 14MB"), AgentReply.read(line), line);
+    }
+  }
+
+  @ParameterizedTest(name = "{0} → {1}")
+  @CsvSource(delimiter = '|', value = {
+      "up ready 100% #replica, lag 0B\\n                        | PASSING  | replica, lag 0B",
+      "up ready 55% maxconn:50 #warning: replica, lag 14MB\\n   | WARNING  | replica, lag 14MB",
+      "READY,UP\\t100%   #  warning:   lag unknown\\r\\n         | WARNING  | lag unknown",
+      "up ready 100% #replica\\ndown #ignored\\n               | PASSING  | replica",
+      "up drain 10% #replica lag 17MB exceeds max-lag 16MB\\n  | CRITICAL | replica lag 17MB exceeds max-lag 16MB",
+      "up drain #replica\\n                                     | CRITICAL | replica",
+      "up maint #replica\\n                                     | CRITICAL | replica",
+      "down #PgBouncer: Connection refused\\n                   | CRITICAL | PgBouncer: Connection refused",
+      "stopped\\n                                               | CRITICAL | stopped",
+      "up 100% #no admin word\\n                                | CRITICAL | no admin word",
+      "ready 100% #no health word\\n                            | CRITICAL | no health word",
+      "up ready 100% #warning: near max-lag\\n                  | WARNING  | near max-lag",
+      "up ready 100% #replica, lag 0B                          | CRITICAL | incomplete reply: up ready 100% #replica, lag 0B",
+      "''                                                      | CRITICAL | no reply"})
+  void readsAnyReplyTheWayHaproxyDoes(String reply, Status status, String reason) {
+    String text = reply.replace("\\n", "\n").replace("\\r", "\r").replace("\\t", "\t");
+    assertEquals(new AgentReply.Heard(status, reason), AgentReply.read(text));
+  }
+
   @Test
   void keepsTheReplyOnOneAsciiLine() {
     String line = AgentReply.line(new Verdict(Status.CRITICAL, false, "bad\nthing\r\u00e9" + "x".repeat(500)),
