@@ -40,26 +40,26 @@ class AgentReplyTest {
 
   @ParameterizedTest(name = "{0} {1}, lag {2}, wrong-role {3}, past-max-lag {4}, maxconn {5} → {7}")
   @CsvSource(delimiter = '|', value = {
-      // view  | verdict      | lag   | wrong | past  | maxconn | reason                                        | reply
-      "PRIMARY | PASSING      | -     | MAINT | DRAIN | -   | primary, timeline 3                              | up ready 100% #primary, timeline 3",
-      "PRIMARY | PASSING      | -     | MAINT | DRAIN | 200 | primary, timeline 3                              | up ready 100% maxconn:200 #primary, timeline 3",
-      "PRIMARY | CRITICAL     | -     | MAINT | DRAIN | -   | PgBouncer: Connection refused                    | down #PgBouncer: Connection refused",
-      "PRIMARY | CRITICAL     | -     | MAINT | DRAIN | 200 | PgBouncer: Connection refused                    | down maxconn:200 #PgBouncer: Connection refused",
-      "PRIMARY | WRONG_ROLE   | -     | MAINT | DRAIN | -   | replica                                          | up maint #replica",
-      "PRIMARY | WRONG_ROLE   | -     | DRAIN | DRAIN | -   | replica                                          | up drain #replica",
-      "PRIMARY | WRONG_ROLE   | -     | DOWN  | DRAIN | -   | replica                                          | down #replica",
-      "PRIMARY | WRONG_ROLE   | -     | MAINT | DRAIN | 0   | replica                                          | up maint maxconn:0 #replica",
-      "REPLICA | PASSING      | 0     | MAINT | DRAIN | -   | replica, lag 0B                                  | up ready 100% #replica, lag 0B",
-      "REPLICA | PASSING      | 12MB  | MAINT | DRAIN | -   | replica, lag 12MB                                | up ready 100% #replica, lag 12MB",
-      "REPLICA | WARNING      | 14MB  | MAINT | DRAIN | -   | replica, lag 14MB, near max-lag 16MB             | up ready 55% #warning: replica, lag 14MB, near max-lag 16MB",
-      "REPLICA | WARNING      | 16MB  | MAINT | DRAIN | 50  | replica, lag 16MB, near max-lag 16MB             | up ready 10% maxconn:50 #warning: replica, lag 16MB, near max-lag 16MB",
-      "REPLICA | WARNING      | -     | MAINT | DRAIN | -   | replica, lag unknown (cluster view unavailable)  | up ready 100% #warning: replica, lag unknown (cluster view unavailable)",
-      "REPLICA | PAST_MAX_LAG | 17MB  | MAINT | DRAIN | -   | replica lag 17MB exceeds max-lag 16MB            | up drain 10% #replica lag 17MB exceeds max-lag 16MB",
-      "REPLICA | PAST_MAX_LAG | 17MB  | MAINT | DRAIN | 50  | replica lag 17MB exceeds max-lag 16MB            | up drain 10% maxconn:50 #replica lag 17MB exceeds max-lag 16MB",
-      "REPLICA | PAST_MAX_LAG | 17MB  | MAINT | DOWN  | -   | replica lag 17MB exceeds max-lag 16MB            | down #replica lag 17MB exceeds max-lag 16MB",
-      "REPLICA | CRITICAL     | 0     | MAINT | DRAIN | -   | PostgreSQL crashed (role replica)                | down #PostgreSQL crashed (role replica)",
-      "REPLICA | WRONG_ROLE   | -     | MAINT | DRAIN | -   | primary                                          | up maint #primary",
-      "REPLICA | WRONG_ROLE   | 0     | MAINT | DRAIN | -   | noloadbalance tag set                            | up maint #noloadbalance tag set"})
+      // view  | verdict      | lag   | wrong | past  | maxconn | reason | reply
+      "PRIMARY | PASSING      | -     | MAINT | DRAIN | -   | primary, timeline 3 | up ready 100% #primary, timeline 3",
+      "PRIMARY | PASSING      | -     | MAINT | DRAIN | 200 | primary, timeline 3 | up ready 100% maxconn:200 #primary, timeline 3",
+      "PRIMARY | CRITICAL     | -     | MAINT | DRAIN | -   | PgBouncer: Connection refused | down #PgBouncer: Connection refused",
+      "PRIMARY | CRITICAL     | -     | MAINT | DRAIN | 200 | PgBouncer: Connection refused | down maxconn:200 #PgBouncer: Connection refused",
+      "PRIMARY | WRONG_ROLE   | -     | MAINT | DRAIN | -   | replica | up maint #replica",
+      "PRIMARY | WRONG_ROLE   | -     | DRAIN | DRAIN | -   | replica | up drain #replica",
+      "PRIMARY | WRONG_ROLE   | -     | DOWN  | DRAIN | -   | replica | down #replica",
+      "PRIMARY | WRONG_ROLE   | -     | MAINT | DRAIN | 0   | replica | up maint maxconn:0 #replica",
+      "REPLICA | PASSING      | 0     | MAINT | DRAIN | -   | replica, lag 0B | up ready 100% #replica, lag 0B",
+      "REPLICA | PASSING      | 12MB  | MAINT | DRAIN | -   | replica, lag 12MB | up ready 100% #replica, lag 12MB",
+      "REPLICA | WARNING      | 14MB  | MAINT | DRAIN | -   | replica, lag 14MB, near max-lag 16MB | up ready 55% #warning: replica, lag 14MB, near max-lag 16MB",
+      "REPLICA | WARNING      | 16MB  | MAINT | DRAIN | 50  | replica, lag 16MB, near max-lag 16MB | up ready 10% maxconn:50 #warning: replica, lag 16MB, near max-lag 16MB",
+      "REPLICA | WARNING      | -     | MAINT | DRAIN | -   | replica, lag unknown (cluster view unavailable) | up ready 100% #warning: replica, lag unknown (cluster view unavailable)",
+      "REPLICA | PAST_MAX_LAG | 17MB  | MAINT | DRAIN | -   | replica lag 17MB exceeds max-lag 16MB | up drain 10% #replica lag 17MB exceeds max-lag 16MB",
+      "REPLICA | PAST_MAX_LAG | 17MB  | MAINT | DRAIN | 50  | replica lag 17MB exceeds max-lag 16MB | up drain 10% maxconn:50 #replica lag 17MB exceeds max-lag 16MB",
+      "REPLICA | PAST_MAX_LAG | 17MB  | MAINT | DOWN  | -   | replica lag 17MB exceeds max-lag 16MB | down #replica lag 17MB exceeds max-lag 16MB",
+      "REPLICA | CRITICAL     | 0     | MAINT | DRAIN | -   | PostgreSQL crashed (role replica) | down #PostgreSQL crashed (role replica)",
+      "REPLICA | WRONG_ROLE   | -     | MAINT | DRAIN | -   | primary | up maint #primary",
+      "REPLICA | WRONG_ROLE   | 0     | MAINT | DRAIN | -   | noloadbalance tag set | up maint #noloadbalance tag set"})
   void speaksHaproxy26(View view, Kind kind, String lag, WrongRole wrongRole, PastMaxLag pastMaxLag,
       String maxconn, String reason, String expected) {
     ReplyPolicy policy = new ReplyPolicy(wrongRole, pastMaxLag, DEFAULTS.weightLagStart(), DEFAULTS.maxLag(),
@@ -113,25 +113,26 @@ class AgentReplyTest {
     }
   }
 
-  @ParameterizedTest(name = "{0} → {1}")
+  @ParameterizedTest(name = "{0} → {1}, exit {2}")
   @CsvSource(delimiter = '|', value = {
-      "up ready 100% #replica, lag 0B\\n                        | PASSING  | replica, lag 0B",
-      "up ready 55% maxconn:50 #warning: replica, lag 14MB\\n   | WARNING  | replica, lag 14MB",
-      "READY,UP\\t100%   #  warning:   lag unknown\\r\\n         | WARNING  | lag unknown",
-      "up ready 100% #replica\\ndown #ignored\\n               | PASSING  | replica",
-      "up drain 10% #replica lag 17MB exceeds max-lag 16MB\\n  | CRITICAL | replica lag 17MB exceeds max-lag 16MB",
-      "up drain #replica\\n                                     | CRITICAL | replica",
-      "up maint #replica\\n                                     | CRITICAL | replica",
-      "down #PgBouncer: Connection refused\\n                   | CRITICAL | PgBouncer: Connection refused",
-      "stopped\\n                                               | CRITICAL | stopped",
-      "up 100% #no admin word\\n                                | CRITICAL | no admin word",
-      "ready 100% #no health word\\n                            | CRITICAL | no health word",
-      "up ready 100% #warning: near max-lag\\n                  | WARNING  | near max-lag",
-      "up ready 100% #replica, lag 0B                          | CRITICAL | incomplete reply: up ready 100% #replica, lag 0B",
-      "''                                                      | CRITICAL | no reply"})
-  void readsAnyReplyTheWayHaproxyDoes(String reply, Status status, String reason) {
+      "up ready 100% #replica, lag 0B\\n                        | PASSING  | 0 | replica, lag 0B",
+      "up ready 55% maxconn:50 #warning: replica, lag 14MB\\n   | WARNING  | 1 | replica, lag 14MB",
+      "READY,UP\\t100%   #  warning:   lag unknown\\r\\n         | WARNING  | 1 | lag unknown",
+      "up ready 100% #replica\\ndown #ignored\\n               | PASSING  | 0 | replica",
+      "up drain 10% #replica lag 17MB exceeds max-lag 16MB\\n  | CRITICAL | 2 | replica lag 17MB exceeds max-lag 16MB",
+      "up drain #replica\\n                                     | CRITICAL | 2 | replica",
+      "up maint #replica\\n                                     | CRITICAL | 2 | replica",
+      "down #PgBouncer: Connection refused\\n                   | CRITICAL | 2 | PgBouncer: Connection refused",
+      "stopped\\n                                               | CRITICAL | 2 | stopped",
+      "up 100% #no admin word\\n                                | CRITICAL | 2 | no admin word",
+      "ready 100% #no health word\\n                            | CRITICAL | 2 | no health word",
+      "up ready 100% #warning: near max-lag\\n                  | WARNING  | 1 | near max-lag",
+      "up ready 100% #replica, lag 0B                          | CRITICAL | 2 | incomplete reply: up ready 100% #replica, lag 0B",
+      "''                                                      | CRITICAL | 2 | no reply"})
+  void readsAnyReplyTheWayHaproxyDoesIntoTheCheckExitCode(String reply, Status status, int exit, String reason) {
     String text = reply.replace("\\n", "\n").replace("\\r", "\r").replace("\\t", "\t");
     assertEquals(new AgentReply.Heard(status, reason), AgentReply.read(text));
+    assertEquals(exit, AgentReply.read(text).status().exitCode(), "pgbeacon check's exit code");
   }
 
   @Test
