@@ -17,8 +17,8 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * {@code pgbeacon run|validate|check}; exit 2 on bad config (one line per problem), 1 on a failed start. {@code check}
- * exits 0, 1 or 2 for passing, warning, critical — and a bad config is critical.
+ * {@code pgbeacon run|validate|check}; exit 2 on bad config (one line per problem), 1 on a failed start.
+ * {@code check} exits 0, 1 or 2 for passing, warning, critical — and a bad config is critical.
  */
 @Command(name = "pgbeacon", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
     description = "Publishes Patroni + PgBouncer health as Consul TTL services and an HAProxy agent-check port.",
@@ -131,10 +131,7 @@ public final class Main implements Callable<Integer> {
       out.println("  agent replies: wrong role " + lower(agent.wrongRole()) + ", past max-lag "
           + lower(agent.pastMaxLag()) + ", replica weight 100% up to " + Units.formatSize(agent.weightLagStart())
           + " lag, " + agent.weightFloor() + "% at " + Units.formatSize(config.services().replica().maxLag())
-          + ", maxconn " + (agent.maxconn().isEmpty() ? "not sent" : java.util.Arrays.stream(Config.View.values())
-              .filter(agent.maxconn()::containsKey).map(v -> v.key() + " " + agent.maxconn().get(v))
-              .collect(java.util.stream.Collectors.joining(", ")))
-          + ", read-timeout " + agent.readTimeout().toMillis() + "ms");
+          + ", maxconn " + maxconn(agent) + ", read-timeout " + agent.readTimeout().toMillis() + "ms");
       out.flush();
       return 0;
     }
@@ -142,6 +139,14 @@ public final class Main implements Callable<Integer> {
 
   private static String lower(Enum<?> e) {
     return e.name().toLowerCase(java.util.Locale.ROOT);
+  }
+
+  private static String maxconn(Config.Agent agent) {
+    if (agent.maxconn().isEmpty()) {
+      return "not sent";
+    }
+    return java.util.Arrays.stream(Config.View.values()).filter(agent.maxconn()::containsKey)
+        .map(v -> v.key() + " " + agent.maxconn().get(v)).collect(java.util.stream.Collectors.joining(", "));
   }
 
   @Command(name = "check", mixinStandardHelpOptions = true, sortOptions = false,
