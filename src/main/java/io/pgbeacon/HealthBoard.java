@@ -1,7 +1,7 @@
 package io.pgbeacon;
 
 import io.pgbeacon.agent.AgentServer;
-import io.pgbeacon.config.Config;
+import io.pgbeacon.agent.ReplyPolicy;
 import io.pgbeacon.health.NodeHealth;
 
 /**
@@ -12,20 +12,21 @@ final class HealthBoard {
 
   private record Entry(NodeHealth health, AgentServer.Replies replies) {}
 
-  private final Config.WrongRole wrongRole;
+  private final ReplyPolicy policy;
   private volatile Entry entry;
 
-  HealthBoard(NodeHealth initial, Config.WrongRole wrongRole) {
-    this.wrongRole = wrongRole;
+  HealthBoard(NodeHealth initial, ReplyPolicy policy) {
+    this.policy = policy;
     set(initial);
   }
 
   void set(NodeHealth health) {
     Entry old = entry;
-    // Most polls change nothing the agent says: keep the prepared replies then.
+    // Most polls change nothing the agent says: keep the prepared replies then. (The replica's weight follows
+    // the exact lag, which the reason shows only rounded.)
     boolean sameReplies = old != null && old.health().primary().equals(health.primary())
-        && old.health().replica().equals(health.replica());
-    entry = new Entry(health, sameReplies ? old.replies() : new AgentServer.Replies(health, wrongRole));
+        && old.health().replica().equals(health.replica()) && old.health().lagBytes().equals(health.lagBytes());
+    entry = new Entry(health, sameReplies ? old.replies() : new AgentServer.Replies(health, policy));
   }
 
   NodeHealth health() {

@@ -4,8 +4,10 @@ import io.pgbeacon.config.Config;
 import io.pgbeacon.config.ConfigException;
 import io.pgbeacon.config.ConfigLoader;
 import io.pgbeacon.config.Units;
+import io.pgbeacon.health.Status;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -14,10 +16,13 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** {@code pgbeacon run|validate}; exit 2 on bad config (one line per problem), 1 on a failed start. */
+/**
+ * {@code pgbeacon run|validate|check}; exit 2 on bad config (one line per problem), 1 on a failed start.
+ * {@code check} exits 0, 1 or 2 for passing, warning, critical — and a bad config is critical.
+ */
 @Command(name = "pgbeacon", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
     description = "Publishes Patroni + PgBouncer health as Consul TTL services and an HAProxy agent-check port.",
-    subcommands = {Main.Run.class, Main.Validate.class})
+    subcommands = {Main.Run.class, Main.Validate.class, Main.Check.class})
 public final class Main implements Callable<Integer> {
 
   static final int CONFIG_ERROR = 2;
@@ -30,7 +35,19 @@ public final class Main implements Callable<Integer> {
   }
 
   static int execute(String... args) {
+    return execute(new CommandLine(new Main()), args);
+  }
+
+  /** As {@link #execute(String...)}, printing to {@code out} and {@code err} instead of stdout and stderr. */
+  static int execute(PrintWriter out, PrintWriter err, String... args) {
     CommandLine cli = new CommandLine(new Main());
+    cli.setOut(out);
+    cli.setErr(err);
+    return execute(cli, args);
+  }
+
+  private static int execute(CommandLine cli, String... args) {
+    cli.setCaseInsensitiveEnumValuesAllowed(true);
     cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
       cmd.getErr().println("pgbeacon: " + e.getMessage());
       return 1;
@@ -110,10 +127,86 @@ public final class Main implements Callable<Integer> {
           + " (max-lag " + Units.formatSize(config.services().replica().maxLag()) + ")");
       config.agent().listen().forEach(l -> out.println("  agent:     " + l.address() + ":" + l.port() + " "
           + l.view().map(Config.View::key).orElse("(agent-send)")));
-      out.println("  agent wrong-role reply: " + config.agent().wrongRole().name().toLowerCase(java.util.Locale.ROOT)
-          + ", read-timeout " + config.agent().readTimeout().toMillis() + "ms");
+      Config.Agent agent = config.agent();
+      out.println("  agent replies: wrong role " + lower(agent.wrongRole()) + ", past max-lag "
+          + lower(agent.pastMaxLag()) + ", replica weight 100% up to " + Units.formatSize(agent.weightLagStart())
+          + " lag, " + agent.weightFloor() + "% at " + Units.formatSize(config.services().replica().maxLag())
+          + ", maxconn " + maxconn(agent) + ", read-timeout " + agent.readTimeout().toMillis() + "ms");
       out.flush();
       return 0;
+    }
+  }
+
+  private static String lower(Enum<?> e) {
+    return e.name().toLowerCase(java.util.Locale.ROOT);
+  }
+
+  private static String maxconn(Config.Agent agent) {
+    if (agent.maxconn().isEmpty()) {
+      return "not sent";
+    }
+    return java.util.Arrays.stream(Config.View.values()).filter(agent.maxconn()::containsKey)
+        .map(v -> v.key() + " " + agent.maxconn().get(v)).collect(java.util.stream.Collectors.joining(", "));
+  }
+
+  @Command(name = "check", mixinStandardHelpOptions = true, sortOptions = false,
+      description = {"Prints this node's verdict for one view in one line and exits 0 (passing), 1 (warning) or"
+          + " 2 (critical): for Consul script checks and keepalived's vrrp_script.",
+          "Asks the running pgbeacon on its agent port (a listener with that view, else one without a view,"
+          + " through agent-send); a pgbeacon that does not answer is critical. A bad config is critical too."})
+  static final class Check implements Callable<Integer> {
+    @CommandLine.Parameters(index = "0", paramLabel = "VIEW", description = "primary or replica")
+    Config.View view;
+
+    @CommandLine.Mixin ConfigOptions options;
+
+    @Option(names = "--direct",
+        description = "poll Patroni and PgBouncer here, once, instead of asking the running pgbeacon")
+    boolean direct;
+
+    @Option(names = "--fallback-direct",
+        description = "ask the running pgbeacon (within half the timeout); if it does not answer, poll directly")
+    boolean fallbackDirect;
+
+    @Option(names = "--timeout", paramLabel = "DURATION", defaultValue = "3s",
+        description = "deadline for the whole check, e.g. 3s or 1500ms (default: ${DEFAULT-VALUE})")
+    String timeout;
+
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+      PrintWriter out = spec.commandLine().getOut();
+      try {
+        Duration deadline;
+        try {
+          deadline = Units.parseDuration(timeout);
+        } catch (IllegalArgumentException e) {
+          return critical(out, "--timeout: " + e.getMessage() + " (got " + timeout + ")");
+        }
+        if (deadline.isZero()) {
+          return critical(out, "--timeout: must be positive (got " + timeout + ")");
+        }
+        Config config = options.load(spec.commandLine().getErr());
+        if (config == null) {
+          return critical(out, "invalid configuration in " + options.file);
+        }
+        OneShotCheck.Mode mode = direct ? OneShotCheck.Mode.DIRECT
+            : fallbackDirect ? OneShotCheck.Mode.DAEMON_THEN_DIRECT : OneShotCheck.Mode.DAEMON;
+        OneShotCheck.Outcome outcome = OneShotCheck.run(config, view, mode, deadline);
+        out.println(outcome.line());
+        out.flush();
+        return outcome.exitCode();
+      } catch (RuntimeException e) {
+        // Whatever went wrong, a check that cannot tell is critical, never a warning.
+        return critical(out, "check failed: " + e);
+      }
+    }
+
+    private static int critical(PrintWriter out, String line) {
+      out.println(line);
+      out.flush();
+      return Status.CRITICAL.exitCode();
     }
   }
 

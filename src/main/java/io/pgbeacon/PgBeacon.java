@@ -1,5 +1,6 @@
 package io.pgbeacon;
 
+import io.pgbeacon.agent.ReplyPolicy;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.consul.ConsulAgent;
 import io.pgbeacon.consul.EcwidConsulAgent;
@@ -60,7 +61,7 @@ public final class PgBeacon {
     this.version = version;
     this.consulAgents = consulAgents;
     this.vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(2).setWorkerPoolSize(4));
-    this.board = new HealthBoard(NodeHealth.starting(config.node()), config.agent().wrongRole());
+    this.board = new HealthBoard(NodeHealth.starting(config.node()), ReplyPolicy.of(config));
   }
 
   public synchronized Future<Void> start() {

@@ -41,9 +41,9 @@ public final class AgentServer {
   public static final class Replies {
     private final Map<Config.View, Buffer> byView = new EnumMap<>(Config.View.class);
 
-    public Replies(NodeHealth health, Config.WrongRole wrongRole) {
+    public Replies(NodeHealth health, ReplyPolicy policy) {
       for (Config.View view : Config.View.values()) {
-        byView.put(view, Buffer.buffer(AgentReply.bytes(health, view, wrongRole)));
+        byView.put(view, Buffer.buffer(AgentReply.bytes(health, view, policy)));
       }
     }
 

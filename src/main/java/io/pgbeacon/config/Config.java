@@ -4,6 +4,7 @@ import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 
@@ -167,6 +168,17 @@ public record Config(
   }
 
   /**
+   * What the agent tells HAProxy about a replica past {@code max-lag}: critical in Consul either way, but the
+   * node is healthy, just behind.
+   */
+  public enum PastMaxLag {
+    /** {@code up drain}: HAProxy keeps the sessions it has and sends no new ones until the replica catches up. */
+    DRAIN,
+    /** {@code down}: HAProxy takes it out at once (and closes its sessions with {@code on-marked-down}). */
+    DOWN
+  }
+
+  /**
    * One agent-check listener; {@code view} empty means the view is chosen per connection by HAProxy's
    * {@code agent-send "primary\n"}.
    */
@@ -178,9 +190,35 @@ public record Config(
     }
   }
 
-  public record Agent(List<Listener> listen, WrongRole wrongRole, Duration readTimeout) {
+  /**
+   * The agent-check ports and their vocabulary.
+   *
+   * @param weightLagStart a replica's weight is 100% up to this lag, then falls linearly to {@code weightFloor}
+   *     at {@code services.replica.max-lag}
+   * @param weightFloor the weight, in percent (1..100), of a replica at max-lag; 100 turns lag weights off
+   * @param maxconn the {@code maxconn:N} each view's replies carry; a view not in the map sends none
+   */
+  public record Agent(List<Listener> listen, WrongRole wrongRole, PastMaxLag pastMaxLag, long weightLagStart,
+      int weightFloor, Map<View, Integer> maxconn, Duration readTimeout) {
+
+    public static final int MAX_MAXCONN = 1_000_000;
+
     public Agent {
       listen = List.copyOf(listen);
+      maxconn = Map.copyOf(maxconn);
+      Objects.requireNonNull(wrongRole, "agent.wrong-role");
+      Objects.requireNonNull(pastMaxLag, "agent.past-max-lag");
+      if (weightLagStart < 0) {
+        throw new IllegalArgumentException("agent.weight-lag-start must not be negative");
+      }
+      if (weightFloor < 1 || weightFloor > 100) {
+        throw new IllegalArgumentException("agent.weight-floor must be 1%..100%, got " + weightFloor + "%");
+      }
+      maxconn.forEach((view, n) -> {
+        if (n < 0 || n > MAX_MAXCONN) {
+          throw new IllegalArgumentException("agent.maxconn." + view.key() + " must be 0.." + MAX_MAXCONN);
+        }
+      });
       requirePositive(readTimeout, "agent.read-timeout");
     }
   }

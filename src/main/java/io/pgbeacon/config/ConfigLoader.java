@@ -8,6 +8,7 @@ import io.pgbeacon.config.Config.Agent;
 import io.pgbeacon.config.Config.Consul;
 import io.pgbeacon.config.Config.Listener;
 import io.pgbeacon.config.Config.OnStop;
+import io.pgbeacon.config.Config.PastMaxLag;
 import io.pgbeacon.config.Config.Patroni;
 import io.pgbeacon.config.Config.PgBouncer;
 import io.pgbeacon.config.Config.Replica;
@@ -22,6 +23,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
@@ -106,7 +108,7 @@ public final class ConfigLoader {
     Node poll = top.child("poll");
     poll.only("interval");
     Duration interval = poll.duration("interval", Duration.ofMillis(500));
-    Agent agent = readAgent(top.child("agent"));
+    Agent agent = readAgent(top.child("agent"), services.replica());
 
     if (!problems.isEmpty()) {
       return null;
@@ -238,8 +240,8 @@ public final class ConfigLoader {
     return new Services(address, primary, replica);
   }
 
-  private Agent readAgent(Node n) {
-    n.only("listen", "wrong-role", "read-timeout");
+  private Agent readAgent(Node n, Replica replica) {
+    n.only("listen", "wrong-role", "past-max-lag", "weight-lag-start", "weight-floor", "maxconn", "read-timeout");
     List<Listener> listeners = new ArrayList<>();
     JsonNode list = n.value.path("listen");
     if (!list.isMissingNode() && !list.isNull()) {
@@ -264,8 +266,28 @@ public final class ConfigLoader {
       }
     }
     WrongRole wrongRole = n.enumValue("wrong-role", WrongRole.class, WrongRole.MAINT);
+    PastMaxLag pastMaxLag = n.enumValue("past-max-lag", PastMaxLag.class, PastMaxLag.DRAIN);
+    // Weights fall over the warning band by default: a replica near max-lag gets fewer new sessions.
+    Long weightLagStart = n.size("weight-lag-start", replica == null ? 0L : replica.warnLag());
+    if (replica != null && weightLagStart != null && weightLagStart > replica.maxLag()) {
+      problem(n.key("weight-lag-start"), n.raw("weight-lag-start"),
+          "must not exceed services.replica.max-lag (" + Units.formatSize(replica.maxLag()) + ")");
+    }
+    Integer weightFloor = n.percent("weight-floor", 10);
+    Node m = n.child("maxconn");
+    m.only("primary", "replica");
+    Map<View, Integer> maxconn = new EnumMap<>(View.class);
+    for (View view : View.values()) {
+      if (m.has(view.key())) {
+        Integer limit = m.count(view.key(), Agent.MAX_MAXCONN);
+        if (limit != null) {
+          maxconn.put(view, limit);
+        }
+      }
+    }
     Duration readTimeout = n.duration("read-timeout", Duration.ofSeconds(1));
-    return build(() -> new Agent(listeners, wrongRole, readTimeout));
+    return build(() -> new Agent(listeners, wrongRole, pastMaxLag, weightLagStart, weightFloor, maxconn,
+        readTimeout));
   }
 
   // ---- plumbing -------------------------------------------------------------------------------------------
@@ -442,6 +464,38 @@ public final class ConfigLoader {
         }
       }, "a port");
       return port == null ? -1 : port;
+    }
+
+    /** {@code 10%} or {@code 10}: a whole percentage in 1..100. */
+    Integer percent(String name, int fallback) {
+      return typed(name, fallback, s -> {
+        String digits = s.strip().endsWith("%") ? s.strip().substring(0, s.strip().length() - 1).strip() : s.strip();
+        int p;
+        try {
+          p = Integer.parseInt(digits);
+        } catch (NumberFormatException e) {
+          throw new IllegalArgumentException("must be a percentage such as 10%");
+        }
+        if (p < 1 || p > 100) {
+          throw new IllegalArgumentException("must be 1%..100%");
+        }
+        return p;
+      }, "a percentage");
+    }
+
+    /** A whole number in 0..{@code max}. */
+    Integer count(String name, int max) {
+      return typed(name, null, s -> {
+        try {
+          int n = Integer.parseInt(s.strip());
+          if (n < 0 || n > max) {
+            throw new IllegalArgumentException("must be 0.." + max);
+          }
+          return n;
+        } catch (NumberFormatException e) {
+          throw new IllegalArgumentException("must be a whole number in 0.." + max);
+        }
+      }, "a number");
     }
 
     boolean bool(String name, boolean fallback) {

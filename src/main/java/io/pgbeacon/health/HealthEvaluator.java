@@ -141,7 +141,7 @@ public final class HealthEvaluator {
     }
     long bytes = lag.getAsLong();
     if (bytes > policy.maxLag()) {
-      return Verdict.critical("replica lag " + Units.formatSize(bytes) + " exceeds max-lag "
+      return Verdict.pastMaxLag("replica lag " + Units.formatSize(bytes) + " exceeds max-lag "
           + Units.formatSize(policy.maxLag()) + paused);
     }
     StringBuilder reason = new StringBuilder("replica, lag ").append(Units.formatSize(bytes)).append(paused);

@@ -30,7 +30,10 @@ import org.junit.jupiter.api.Test;
 /** The agent port over real TCP, the way HAProxy uses it: connect, (optionally send), read one line, close. */
 class AgentServerIT {
 
-  private static final Config.Agent AGENT = new Config.Agent(List.of(), Config.WrongRole.MAINT, Duration.ofMillis(500));
+  private static final Config.Agent AGENT = new Config.Agent(List.of(), Config.WrongRole.MAINT,
+      Config.PastMaxLag.DRAIN, 12 << 20, 10, java.util.Map.of(), Duration.ofMillis(500));
+  private static final ReplyPolicy POLICY = new ReplyPolicy(AGENT.wrongRole(), AGENT.pastMaxLag(),
+      AGENT.weightLagStart(), 16 << 20, AGENT.weightFloor(), AGENT.maxconn());
 
   Vertx vertx;
   final AtomicReference<AgentServer.Replies> replies = new AtomicReference<>();
@@ -57,8 +60,8 @@ class AgentServerIT {
     int primary = start(Optional.of(Config.View.PRIMARY));
     int replica = start(Optional.of(Config.View.REPLICA));
     show(health(new Verdict(Status.PASSING, false, "primary, timeline 2"), new Verdict(Status.CRITICAL, true, "primary")));
-    assertEquals("up ready 100%\n", ask(primary, null));
-    assertEquals("maint #primary\n", ask(replica, null));
+    assertEquals("up ready 100% #primary, timeline 2\n", ask(primary, null));
+    assertEquals("up maint #primary\n", ask(replica, null));
 
     show(health(new Verdict(Status.CRITICAL, false, "PgBouncer: Connection refused"),
         new Verdict(Status.CRITICAL, true, "primary")));
@@ -69,8 +72,8 @@ class AgentServerIT {
   void letsAgentSendChooseTheView() throws Exception {
     int port = start(Optional.empty());
     show(health(new Verdict(Status.CRITICAL, true, "replica"), new Verdict(Status.PASSING, false, "replica, lag 0B")));
-    assertEquals("maint #replica\n", ask(port, "primary\n"));
-    assertEquals("up ready 100%\n", ask(port, "REPLICA\r\n"));
+    assertEquals("up maint #replica\n", ask(port, "primary\n"));
+    assertEquals("up ready 100% #replica, lag 0B\n", ask(port, "REPLICA\r\n"));
     assertTrue(ask(port, "writer\n").startsWith("down #unknown view 'writer'"));
     assertTrue(ask(port, null).startsWith("down #no view"), "silence from HAProxy still gets a full line");
   }
@@ -86,7 +89,7 @@ class AgentServerIT {
         answers.add(pool.submit(() -> ask(port, null)));
       }
       for (Future<String> answer : answers) {
-        assertEquals("up ready 100%\n", answer.get(30, TimeUnit.SECONDS));
+        assertEquals("up ready 100% #replica, lag 0B\n", answer.get(30, TimeUnit.SECONDS));
       }
     } finally {
       pool.shutdownNow();
@@ -99,7 +102,7 @@ class AgentServerIT {
   }
 
   private void show(NodeHealth health) {
-    replies.set(new AgentServer.Replies(health, AGENT.wrongRole()));
+    replies.set(new AgentServer.Replies(health, POLICY));
   }
 
   private static NodeHealth health(Verdict primary, Verdict replica) {

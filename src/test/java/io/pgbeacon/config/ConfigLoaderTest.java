@@ -14,6 +14,8 @@ import java.util.Map;
 import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 class ConfigLoaderTest {
 
@@ -83,6 +85,59 @@ class ConfigLoaderTest {
       assertTrue(e.problems().get(i).startsWith(expectedPrefixes.get(i)), e.problems().get(i));
     }
     assertTrue(e.problems().get(2).contains("5 parsecs"), "the bad value is shown");
+  }
+
+  @Test
+  void readsTheAgentVocabulary() throws Exception {
+    Config c = ConfigLoader.parse("""
+        agent:
+          wrong-role: drain
+          past-max-lag: down
+          weight-lag-start: 4MB
+          weight-floor: 25%
+          maxconn: {primary: 200, replica: 0}
+        """, ConfigLoader.Overrides.none(), Map.of());
+    assertEquals(Config.WrongRole.DRAIN, c.agent().wrongRole());
+    assertEquals(Config.PastMaxLag.DOWN, c.agent().pastMaxLag());
+    assertEquals(4L << 20, c.agent().weightLagStart());
+    assertEquals(25, c.agent().weightFloor());
+    assertEquals(Map.of(Config.View.PRIMARY, 200, Config.View.REPLICA, 0), c.agent().maxconn());
+    assertEquals(40, ConfigLoader.parse("agent: {weight-floor: 40}", ConfigLoader.Overrides.none(), Map.of())
+        .agent().weightFloor(), "the % sign is optional");
+  }
+
+  @Test
+  void theAgentVocabularyDefaultsDrainPastMaxLagAndWeighOverTheWarningBand() throws Exception {
+    Config.Agent defaults = ConfigLoader.parse("", ConfigLoader.Overrides.none(), Map.of()).agent();
+    assertEquals(Config.PastMaxLag.DRAIN, defaults.pastMaxLag());
+    assertEquals(12L << 20, defaults.weightLagStart(), "from warn-lag");
+    assertEquals(10, defaults.weightFloor());
+    assertEquals(Map.of(), defaults.maxconn(), "no maxconn: word unless configured");
+    assertEquals(50L << 20, ConfigLoader.parse("services: {replica: {max-lag: 100MB, warn-lag: 50MB}}",
+        ConfigLoader.Overrides.none(), Map.of()).agent().weightLagStart(), "follows a configured warn-lag");
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', value = {
+      "agent: {past-max-lag: maint}                 | agent.past-max-lag:     | maint",
+      "agent: {weight-floor: 0%}                    | agent.weight-floor:     | 0%",
+      "agent: {weight-floor: 150%}                  | agent.weight-floor:     | 150%",
+      "agent: {weight-floor: ten}                   | agent.weight-floor:     | ten",
+      "agent: {weight-lag-start: 20MB}              | agent.weight-lag-start: | 20MB",
+      "agent: {weight-lag-start: lots}              | agent.weight-lag-start: | lots",
+      "agent: {maxconn: {primary: -1}}              | agent.maxconn.primary:  | -1",
+      "agent: {maxconn: {replica: 2000000}}         | agent.maxconn.replica:  | 2000000",
+      "agent: {maxconn: {replica: many}}            | agent.maxconn.replica:  | many",
+      "agent: {maxconn: {writer: 10}}               | agent.maxconn.writer:   | ",
+      "agent: {maxconn: 100}                        | agent.maxconn:          | 100"})
+  void refusesABadAgentVocabularyKeyWithOneMessageNamingIt(String yaml, String key, String value) {
+    ConfigException e = assertThrows(ConfigException.class,
+        () -> ConfigLoader.parse(yaml, ConfigLoader.Overrides.none(), Map.of()));
+    assertEquals(1, e.problems().size(), String.join("\n", e.problems()));
+    assertTrue(e.problems().get(0).startsWith(key), e.problems().get(0));
+    if (value != null) {
+      assertTrue(e.problems().get(0).contains(value), "the bad value is shown: " + e.problems().get(0));
+    }
   }
 
   @Test

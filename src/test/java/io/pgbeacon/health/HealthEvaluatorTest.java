@@ -31,12 +31,20 @@ class HealthEvaluatorTest {
   private static final PgBouncerStatus BOUNCER_OK = PgBouncerStatus.ok();
   private static final PgBouncerStatus BOUNCER_DOWN = PgBouncerStatus.failed("Connection refused");
 
-  /** Expected outcome of one view: status, and whether it is the "healthy but wrong role" kind of critical. */
-  record Expect(Status status, boolean wrongRole) {
-    static final Expect PASS = new Expect(PASSING, false);
-    static final Expect WARN = new Expect(WARNING, false);
-    static final Expect FAIL = new Expect(CRITICAL, false);
-    static final Expect PARK = new Expect(CRITICAL, true);
+  /**
+   * Expected outcome of one view: status, and whether it is one of the two kinds of critical of an otherwise
+   * healthy node: the wrong role (parked), or a replica past max-lag (drained).
+   */
+  record Expect(Status status, boolean wrongRole, boolean pastMaxLag) {
+    static final Expect PASS = new Expect(PASSING, false, false);
+    static final Expect WARN = new Expect(WARNING, false, false);
+    static final Expect FAIL = new Expect(CRITICAL, false, false);
+    static final Expect PARK = new Expect(CRITICAL, true, false);
+    static final Expect BEHIND = new Expect(CRITICAL, false, true);
+
+    static Expect of(Verdict v) {
+      return new Expect(v.status(), v.wrongRole(), v.pastMaxLag());
+    }
   }
 
   static Stream<Arguments> situations() {
@@ -59,7 +67,9 @@ class HealthEvaluatorTest {
         row("replica that took the lock, still promoting",
             observed(status("running", "replica", true), cluster("node1", 0)), BOUNCER_OK, POLICY,
             Expect.FAIL, Expect.FAIL),
-        row("replica lagging past max-lag", replica(17 * MB), BOUNCER_OK, POLICY, Expect.PARK, Expect.FAIL),
+        row("replica lagging past max-lag", replica(17 * MB), BOUNCER_OK, POLICY, Expect.PARK, Expect.BEHIND),
+        row("replica lagging past max-lag with PgBouncer down", replica(17 * MB), BOUNCER_DOWN, POLICY,
+            Expect.PARK, Expect.FAIL),
         row("replica lagging near max-lag", replica(13 * MB), BOUNCER_OK, POLICY, Expect.PARK, Expect.WARN),
         row("replica at exactly max-lag", replica(16 * MB), BOUNCER_OK, POLICY, Expect.PARK, Expect.WARN),
         row("replica whose lag is unknown (DCS view unavailable)",
@@ -95,10 +105,8 @@ class HealthEvaluatorTest {
   void decides(String situation, PatroniReading reading, PgBouncerStatus bouncer, HealthPolicy policy,
       Expect primary, Expect replica) {
     NodeHealth health = HealthEvaluator.evaluate(reading, bouncer, policy);
-    assertEquals(primary, new Expect(health.primary().status(), health.primary().wrongRole()),
-        "primary view: " + health.primary().reason());
-    assertEquals(replica, new Expect(health.replica().status(), health.replica().wrongRole()),
-        "replica view: " + health.replica().reason());
+    assertEquals(primary, Expect.of(health.primary()), "primary view: " + health.primary().reason());
+    assertEquals(replica, Expect.of(health.replica()), "replica view: " + health.replica().reason());
     assertTrue(!health.primary().reason().isBlank() && !health.replica().reason().isBlank(), "reasons given");
   }
 

@@ -1,0 +1,46 @@
+package io.pgbeacon;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class MainTest {
+
+  @TempDir Path dir;
+
+  @Test
+  void validateExitsTwoWithOneLinePerBadAgentKey() throws Exception {
+    Path file = Files.writeString(dir.resolve("bad.yml"),
+        "agent: {past-max-lag: maint, weight-floor: 0%, weight-lag-start: 20MB, maxconn: {replica: -1}}\n");
+    StringWriter out = new StringWriter();
+    StringWriter err = new StringWriter();
+    int exit = Main.execute(new PrintWriter(out, true), new PrintWriter(err, true), "validate", "--config",
+        file.toString());
+    assertEquals(2, exit);
+    assertEquals("", out.toString());
+    assertEquals(java.util.List.of(
+        "pgbeacon: invalid configuration in " + file + ":",
+        "  - agent.past-max-lag: must be one of drain|down (got maint)",
+        "  - agent.weight-lag-start: must not exceed services.replica.max-lag (16MB) (got 20MB)",
+        "  - agent.weight-floor: must be 1%..100% (got 0%)",
+        "  - agent.maxconn.replica: must be 0..1000000 (got -1)"), err.toString().lines().toList());
+  }
+
+  @Test
+  void validateShowsTheAgentVocabulary() throws Exception {
+    Path file = Files.writeString(dir.resolve("ok.yml"),
+        "agent: {past-max-lag: down, weight-floor: 25%, maxconn: {primary: 200}}\n");
+    StringWriter out = new StringWriter();
+    int exit = Main.execute(new PrintWriter(out, true), new PrintWriter(new StringWriter(), true), "validate",
+        "--config", file.toString());
+    assertEquals(0, exit);
+    assertTrue(out.toString().contains("agent replies: wrong role maint, past max-lag down, replica weight 100% up to"
+        + " 12MB lag, 25% at 16MB, maxconn primary 200, read-timeout 1000ms"), out.toString());
+  }
+}
