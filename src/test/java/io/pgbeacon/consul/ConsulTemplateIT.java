@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.pgbeacon.support.Await;
 import io.pgbeacon.support.Components;
 import io.pgbeacon.support.ConsulDevAgent;
@@ -51,7 +52,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The project's consul/consul-template.hcl and consul/haproxy.cfg.ctmpl, run by the real consul-template against
- * a real Consul agent (ACLs on, token from the environment), driving a real HAProxy 2.6 in master-worker mode.
+ * a real Consul agent (ACLs on, default deny; a token of consul/consul-template-acl-policy.hcl in the environment),
+ * driving a real HAProxy 2.6 in master-worker mode.
  *
  * <p>Three fake Patroni nodes register {@code patroni-primary} and {@code patroni-replica} with TTL checks, the
  * way pgbeacon does; their "PgBouncers" are tiny loopback servers that answer with the node's name and close, so
@@ -62,7 +64,7 @@ import org.junit.jupiter.api.io.TempDir;
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class ConsulTemplateIT {
 
-  private static final String TOKEN = "3c2f4b1e-7a9d-4e6f-9b0a-5d8c7e6f1a2b";
+  private static final String MANAGEMENT_TOKEN = "3c2f4b1e-7a9d-4e6f-9b0a-5d8c7e6f1a2b";
   private static final String SCOPE = "ct-it";
   private static final Duration SOON = Duration.ofSeconds(10);
   private static final String WRITE = "postgres-write";
@@ -70,6 +72,7 @@ class ConsulTemplateIT {
 
   @TempDir static Path dir;
   static ConsulDevAgent consul;
+  static final ObjectMapper JSON = new ObjectMapper();
   static final HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
   static final Map<String, NodeStandIn> nodes = new LinkedHashMap<>();
   /** consul-template's working directory: the template, its render, the live haproxy.cfg. */
@@ -86,7 +89,7 @@ class ConsulTemplateIT {
     Path haproxyBin = Components.haproxy();
 
     Files.createDirectories(dir.resolve("consul"));
-    consul = new ConsulDevAgent(dir.resolve("consul"), TOKEN).start();
+    consul = new ConsulDevAgent(dir.resolve("consul"), MANAGEMENT_TOKEN).start();
     for (String node : List.of("node1", "node2", "node3", "other1")) {
       nodes.put(node, new NodeStandIn(node));
     }
@@ -113,7 +116,7 @@ class ConsulTemplateIT {
     Map<String, String> env = ct.environment();
     env.keySet().removeIf(k -> k.startsWith("CONSUL_") || k.startsWith("PGBEACON_"));
     env.put("CONSUL_HTTP_ADDR", consul.address());
-    env.put("CONSUL_HTTP_TOKEN", TOKEN);
+    env.put("CONSUL_HTTP_TOKEN", tokenOfThePolicy());
     env.put("PGBEACON_SCOPE", SCOPE);
     env.put("PGBEACON_HAPROXY_WRITE_BIND", "127.0.0.1:" + writePort);
     env.put("PGBEACON_HAPROXY_READ_BIND", "127.0.0.1:" + readPort);
@@ -133,8 +136,8 @@ class ConsulTemplateIT {
         "-p", work.resolve("haproxy.pid").toString())
         .directory(work.toFile()).redirectErrorStream(true)
         .redirectOutput(ProcessBuilder.Redirect.appendTo(dir.resolve("haproxy.log").toFile())).start();
-    Await.until("HAProxy's stats socket " + statsSocket + " (log " + dir.resolve("haproxy.log") + ")", SOON,
-        () -> servers(WRITE), servers -> !servers.isEmpty());
+    Await.until("a server in HAProxy's write backend (stats socket " + statsSocket + ", logs in " + dir + ")",
+        SOON, () -> servers(WRITE), servers -> !servers.isEmpty());
   }
 
   @AfterAll
@@ -258,14 +261,24 @@ class ConsulTemplateIT {
     put("/v1/agent/check/fail/service:" + service + "-" + node, "");
   }
 
-  private static void put(String path, String body) {
+  /** A token with exactly consul/consul-template-acl-policy.hcl: the template must render with no more. */
+  private static String tokenOfThePolicy() throws IOException {
+    String rules = Files.readString(Components.repoFile("consul/consul-template-acl-policy.hcl"));
+    put("/v1/acl/policy", JSON.writeValueAsString(Map.of("Name", "pgbeacon-consul-template", "Rules", rules)));
+    String token = put("/v1/acl/token", "{\"Policies\": [{\"Name\": \"pgbeacon-consul-template\"}]}");
+    return JSON.readTree(token).path("SecretID").asText();
+  }
+
+  /** A write with the management token; the answer's body. */
+  private static String put(String path, String body) {
     try {
       HttpResponse<String> r = client.send(HttpRequest.newBuilder(URI.create("http://" + consul.address() + path))
-          .timeout(Duration.ofSeconds(3)).header("X-Consul-Token", TOKEN)
+          .timeout(Duration.ofSeconds(3)).header("X-Consul-Token", MANAGEMENT_TOKEN)
           .PUT(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
       if (r.statusCode() != 200) {
         throw new AssertionError("Consul PUT " + path + " → HTTP " + r.statusCode() + ": " + r.body());
       }
+      return r.body();
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     } catch (InterruptedException e) {
