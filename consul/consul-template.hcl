@@ -11,7 +11,7 @@
 #
 # Environment:
 #   CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE   the local Consul agent and the token
-#       (needs service:read on patroni-primary and patroni-replica, node:read); never put a token in this file
+#       (policy: consul/consul-template-acl-policy.hcl); never put a token in this file
 #   PGBEACON_HAPROXY_RELOAD    the reload command (default /usr/local/sbin/pgbeacon-haproxy-reload,
 #                              i.e. scripts/haproxy-reload.sh installed there)
 #   PGBEACON_HAPROXY_PIDFILE, PGBEACON_HAPROXY_BIN   for the reload command (see scripts/haproxy-reload.sh)
