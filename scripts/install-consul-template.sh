@@ -29,7 +29,7 @@ installed_version() {
 find_go() {
   if [ -n "${GO:-}" ]; then echo "$GO"; return; fi
   if [ -x /usr/local/go/bin/go ]; then echo /usr/local/go/bin/go; return; fi
-  command -v go || { log "no Go toolchain found (set GO=/path/to/go); Go >= 1.26.4 is needed"; exit 1; }
+  command -v go || { log "no Go toolchain found (set GO=/path/to/go); Go >= 1.26.4 is needed" >&2; exit 1; }
 }
 
 main() {
