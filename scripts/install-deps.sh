@@ -2,7 +2,8 @@
 # Installs the real components pgbeacon's tests and demo talk to, idempotently:
 #   Java 17 + Maven (if missing), PostgreSQL 15 server, PgBouncer, HAProxy, Patroni 3.0.2 (Debian) with
 #   python3-consul, dig, jq, curl, openssl,
-#   and Consul 1.8.7 (Debian bullseye package). Patroni 4 (PyPI venv) is scripts/install-patroni4.sh.
+#   Consul 1.8.7 (Debian bullseye package), and consul-template (built with Go, scripts/install-consul-template.sh).
+#   Patroni 4 (PyPI venv) is scripts/install-patroni4.sh.
 # Run as root on Debian 12 (bookworm). Safe to run again: every step checks first.
 set -euo pipefail
 
@@ -65,9 +66,12 @@ if ! command -v consul >/dev/null 2>&1; then
   $SUDO install -m 0755 "$work/root/usr/bin/consul" /usr/local/bin/consul
 fi
 
+$SUDO bash "$(dirname "$0")/install-consul-template.sh"
+
 log "versions:"
 printf '  %s\n' \
   "$(consul version | head -1)" \
+  "$(consul-template -v 2>&1 | head -1)" \
   "$(/usr/sbin/pgbouncer --version 2>/dev/null | head -1 || pgbouncer --version | head -1)" \
   "$(/usr/sbin/haproxy -v 2>/dev/null | head -1 || haproxy -v | head -1)" \
   "patroni $(patroni --version 2>/dev/null | awk '{print $2}')" \

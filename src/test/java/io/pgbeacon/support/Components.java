@@ -15,7 +15,21 @@ public final class Components {
     return require("consul", "/usr/local/bin/consul", "/usr/bin/consul");
   }
 
+  /** Built from source by scripts/install-consul-template.sh (needs Go), not by install-deps' apt step. */
+  public static Path consulTemplate() {
+    return requireInstalledBy("sudo bash scripts/install-consul-template.sh", "consul-template",
+        "/usr/local/bin/consul-template");
+  }
+
+  public static Path haproxy() {
+    return require("haproxy", "/usr/sbin/haproxy");
+  }
+
   public static Path require(String name, String... candidates) {
+    return requireInstalledBy("sudo bash scripts/install-deps.sh", name, candidates);
+  }
+
+  private static Path requireInstalledBy(String install, String name, String... candidates) {
     for (String c : candidates) {
       Path p = Path.of(c);
       if (Files.isExecutable(p)) {
@@ -29,7 +43,7 @@ public final class Components {
         return p;
       }
     }
-    throw new AssertionError(name + " is not installed; run: sudo bash scripts/install-deps.sh");
+    throw new AssertionError(name + " is not installed; run: " + install);
   }
 
   public static Path repoFile(String relative) {
