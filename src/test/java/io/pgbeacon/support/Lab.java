@@ -27,6 +27,11 @@ public final class Lab implements BeforeAllCallback {
   private final Map<String, String> settings = new LinkedHashMap<>();
   private Map<String, String> env;
 
+  /** For JUnit, which instantiates the extension; the lab itself is made in {@link #beforeAll}. */
+  private Lab() {
+    this("", "0", "");
+  }
+
   private Lab(String dir, String basePort, String patroni) {
     settings.put("LAB_DIR", dir);
     settings.put("LAB_BASE_PORT", basePort);
