@@ -397,23 +397,7 @@ class ClusterIT {
 
   /** Patroni's leader, as its own REST API names it. */
   static String leader() {
-    for (String node : lab.nodeNames()) {
-      try {
-        HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create(lab.rest(node) + "/cluster"))
-            .timeout(Duration.ofSeconds(2)).build(), HttpResponse.BodyHandlers.ofString());
-        for (JsonNode m : JSON.readTree(r.body()).path("members")) {
-          if ("leader".equals(m.path("role").asText())) {
-            return m.path("name").asText();
-          }
-        }
-      } catch (IOException e) {
-        // try the next node
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new IllegalStateException(e);
-      }
-    }
-    return "(none)";
+    return lab.leader();
   }
 
   private static List<String> others(String node) {

@@ -1,6 +1,12 @@
 package io.pgbeacon.support;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -21,6 +27,8 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  */
 public final class Lab implements BeforeAllCallback {
 
+  private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+  private static final ObjectMapper JSON = new ObjectMapper();
   private static Lab instance;
 
   private final Path script = Components.repoFile("scripts/lab.sh");
@@ -148,6 +156,27 @@ public final class Lab implements BeforeAllCallback {
 
   public Path log(String node, String what) {
     return Path.of(env("LAB_DIR"), "node" + index(node), what + ".log");
+  }
+
+  /** Patroni's leader as its REST API ({@code GET /cluster} of the first node that answers) names it, or "(none)". */
+  public String leader() {
+    for (String node : nodeNames()) {
+      try {
+        HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create(rest(node) + "/cluster"))
+            .timeout(Duration.ofSeconds(2)).build(), HttpResponse.BodyHandlers.ofString());
+        for (JsonNode m : JSON.readTree(r.body()).path("members")) {
+          if ("leader".equals(m.path("role").asText())) {
+            return m.path("name").asText();
+          }
+        }
+      } catch (IOException e) {
+        // try the next node
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException(e);
+      }
+    }
+    return "(none)";
   }
 
   /** Runs one lab.sh command and returns its output; fails with that output (and the lab's logs' place). */

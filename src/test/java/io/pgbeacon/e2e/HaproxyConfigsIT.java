@@ -1,0 +1,230 @@
+package io.pgbeacon.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.pgbeacon.support.Await;
+import io.pgbeacon.support.Components;
+import io.pgbeacon.support.ConsulHttp;
+import io.pgbeacon.support.FreePorts;
+import io.pgbeacon.support.Haproxy;
+import io.pgbeacon.support.HaproxyConfig;
+import io.pgbeacon.support.HaproxyStats;
+import io.pgbeacon.support.Lab;
+import io.pgbeacon.support.Psql;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Every shipped HAProxy configuration ({@code haproxy/*.cfg}) and the consul-template setup ({@code consul/}) in
+ * front of the real-cluster lab, each in its own real HAProxy 2.6: rewritten only from the documented example
+ * addresses to the lab's. Each is judged the way an application would: a real {@code psql} through its write
+ * port must reach the primary, before and after a switchover; with PgBouncer stopped on the primary, scenario B
+ * takes the primary out and scenario C goes straight to PostgreSQL.
+ */
+@ExtendWith(Lab.class)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+class HaproxyConfigsIT {
+
+  private static final Duration CONVERGE = Duration.ofSeconds(45);
+
+  /** The configurations whose port 5000 is a write port, by file. */
+  private static final List<String> WRITE_CONFIGS = List.of("a-patroni-httpchk.cfg", "b-agent-pgbouncer.cfg",
+      "c-agent-fallback.cfg", "dns-srv.cfg");
+
+  @TempDir
+  static Path dir;
+
+  static Lab lab;
+  static ConsulHttp consul;
+  static final Map<String, Haproxy> haproxies = new LinkedHashMap<>();
+  static final Map<String, HaproxyConfig> configs = new LinkedHashMap<>();
+  static Process consulTemplate;
+  static Process rendered;
+  static Path renderedSocket;
+  static int renderedWritePort;
+  static int renderedReadPort;
+
+  @BeforeAll
+  static void start() throws Exception {
+    lab = Lab.get();
+    consul = new ConsulHttp(lab.consulAddress());
+    for (Path file : HaproxyConfig.shipped()) {
+      String name = file.getFileName().toString();
+      HaproxyConfig config = HaproxyConfig.of(file)
+          .nameserver("consul", lab.consulDnsAddress() + ":" + lab.consulDnsPort());
+      for (String node : lab.nodeNames()) {
+        int i = lab.index(node);
+        config.node(i, lab.address(node), Map.of(6432, lab.port(node, "PGBOUNCER"), 5432, lab.port(node, "PG"),
+            8008, lab.port(node, "REST"), 5480, lab.port(node, "AGENT_PRIMARY"), 5481,
+            lab.port(node, "AGENT_REPLICA")));
+      }
+      Path sub = Files.createDirectories(dir.resolve(name.replace(".cfg", "")));
+      Path written = config.write(sub);
+      assertEquals("", Haproxy.check(written), name + " rewritten for the lab passes haproxy -c");
+      configs.put(name, config);
+      haproxies.put(name, Haproxy.start(written, config.statsSocket()));
+    }
+    startConsulTemplate();
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    if (consulTemplate != null) {
+      consulTemplate.destroy();
+      consulTemplate.waitFor(10, TimeUnit.SECONDS);
+    }
+    if (rendered != null) {
+      rendered.destroy(); // SIGTERM to the master, which stops its workers
+      rendered.waitFor(10, TimeUnit.SECONDS);
+    }
+    haproxies.values().forEach(Haproxy::close);
+  }
+
+  @Test
+  @Order(1)
+  void everyConfigurationSendsWritesToThePrimaryAndReadsToAReplica() {
+    String leader = converged();
+    for (String name : WRITE_CONFIGS) {
+      writesReach(name, port(name, 5000), leader);
+    }
+    writesReach("consul-template", renderedWritePort, leader);
+    for (String name : List.of("b-agent-pgbouncer.cfg", "replicas-lag-weights.cfg", "c-agent-fallback.cfg",
+        "dns-srv.cfg")) {
+      Psql.Result read = Await.until(name + ": reads reach a replica", CONVERGE, () -> psql(port(name, 5001),
+          "select pg_is_in_recovery()"), r -> r.output().equals("t"));
+      assertTrue(read.ok());
+    }
+    Await.until("consul-template: reads reach a replica", CONVERGE,
+        () -> psql(renderedReadPort, "select pg_is_in_recovery()").output(), "t"::equals);
+  }
+
+  @Test
+  @Order(2)
+  void afterASwitchoverEveryWritePortReachesTheNewPrimary() throws IOException {
+    String before = converged();
+    String candidate = lab.nodeNames().stream().filter(n -> !n.equals(before)).findFirst().orElseThrow();
+    long masterPid = rendered.pid();
+    String renderedBefore = Files.readString(dir.resolve("consul-template/haproxy.cfg"));
+    lab.run(Duration.ofSeconds(90), "switchover", candidate);
+    converged();
+    for (String name : WRITE_CONFIGS) {
+      writesReach(name, port(name, 5000), candidate);
+    }
+    // consul-template re-rendered haproxy.cfg from Consul and HAProxy reloaded it in place (same master).
+    writesReach("consul-template", renderedWritePort, candidate);
+    String renderedAfter = Files.readString(dir.resolve("consul-template/haproxy.cfg"));
+    assertFalse(renderedAfter.equals(renderedBefore), "consul-template rendered a new haproxy.cfg");
+    assertTrue(renderedAfter.contains(lab.address(candidate) + ":" + lab.port(candidate, "PGBOUNCER")));
+    assertEquals(masterPid, rendered.pid(), "reloaded, not restarted");
+    assertTrue(rendered.isAlive());
+  }
+
+  @Test
+  @Order(3)
+  void withPgBouncerDownOnThePrimaryBTakesItOutAndCGoesStraightToPostgres() {
+    String leader = converged();
+    int i = lab.index(leader);
+    String server = "pg" + i;
+    lab.run(Duration.ofSeconds(30), "pgbouncer-stop", Integer.toString(i));
+    try {
+      Haproxy b = haproxies.get("b-agent-pgbouncer.cfg");
+      Await.until("scenario B marks " + server + " DOWN", CONVERGE, () -> b.stat("pg_write", server).status(),
+          s -> s.startsWith("DOWN"));
+      assertFalse(psql(port("b-agent-pgbouncer.cfg", 5000), "select 1").ok(), "B: no server for writes");
+
+      // C: PgBouncer is the only thing broken; PostgreSQL on the primary still takes writes directly.
+      writesReach("c-agent-fallback.cfg", port("c-agent-fallback.cfg", 5000), leader);
+      Haproxy c = haproxies.get("c-agent-fallback.cfg");
+      assertTrue(c.stat("pg_write_direct", server).status().startsWith("UP"));
+      assertTrue(c.stat("pg_write_pgbouncer", server).status().startsWith("DOWN"));
+    } finally {
+      lab.run(Duration.ofSeconds(30), "pgbouncer-start", Integer.toString(i));
+    }
+    Haproxy b = haproxies.get("b-agent-pgbouncer.cfg");
+    Await.until("scenario B has " + server + " back", CONVERGE, () -> b.stat("pg_write", server).status(),
+        s -> s.startsWith("UP"));
+    writesReach("b-agent-pgbouncer.cfg", port("b-agent-pgbouncer.cfg", 5000), leader);
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------------------------
+
+  /** consul-template with the project's config and template, rendering into its own directory for a real HAProxy. */
+  private static void startConsulTemplate() throws Exception {
+    Path work = Files.createDirectories(dir.resolve("consul-template"));
+    Files.copy(Components.repoFile("consul/haproxy.cfg.ctmpl"), work.resolve("haproxy.cfg.ctmpl"));
+    Path socket = work.resolve("admin.sock");
+    renderedSocket = socket;
+    renderedWritePort = FreePorts.next();
+    renderedReadPort = FreePorts.next();
+    ProcessBuilder pb = new ProcessBuilder(Components.consulTemplate().toString(), "-config",
+        Components.repoFile("consul/consul-template.hcl").toString()).directory(work.toFile())
+        .redirectErrorStream(true)
+        .redirectOutput(ProcessBuilder.Redirect.appendTo(work.resolve("consul-template.log").toFile()));
+    Map<String, String> env = pb.environment();
+    env.put("CONSUL_HTTP_ADDR", lab.consulAddress());
+    env.put("PGBEACON_SCOPE", lab.scope());
+    env.put("PGBEACON_HAPROXY_WRITE_BIND", "127.0.0.1:" + renderedWritePort);
+    env.put("PGBEACON_HAPROXY_READ_BIND", "127.0.0.1:" + renderedReadPort);
+    env.put("PGBEACON_HAPROXY_STATS_SOCKET", socket.toString());
+    env.put("PGBEACON_HAPROXY_LOG", "stdout");
+    env.put("PGBEACON_HAPROXY_RELOAD", Components.repoFile("scripts/haproxy-reload.sh").toString());
+    env.put("PGBEACON_HAPROXY_PIDFILE", work.resolve("haproxy.pid").toString());
+    env.put("PGBEACON_HAPROXY_BIN", Components.haproxy().toString());
+    consulTemplate = pb.start();
+    Path live = work.resolve("haproxy.cfg");
+    Await.until("consul-template's first render", Duration.ofSeconds(30), () -> Files.exists(live), e -> e);
+    // Master-worker with the PID file the reload script signals (USR2), as Debian's haproxy.service runs it.
+    rendered = new ProcessBuilder(Components.haproxy().toString(), "-W", "-db", "-f", live.toString(), "-p",
+        work.resolve("haproxy.pid").toString()).directory(work.toFile()).redirectErrorStream(true)
+        .redirectOutput(ProcessBuilder.Redirect.appendTo(work.resolve("haproxy.log").toFile())).start();
+    Await.until("HAProxy on the rendered config", Duration.ofSeconds(10),
+        () -> HaproxyStats.command(socket, "show info"), info -> String.join("\n", info).contains("Pid:"));
+  }
+
+  private static void writesReach(String what, int port, String primary) {
+    Await.until(what + ": psql through the write port reaches " + primary, CONVERGE,
+        () -> psql(port, "select pg_is_in_recovery(), host(inet_server_addr())").output(),
+        ("f|" + lab.address(primary))::equals);
+    Psql.Result write = psql(port, "CREATE TABLE IF NOT EXISTS e2e_haproxy (via text, at timestamptz DEFAULT now());"
+        + " INSERT INTO e2e_haproxy (via) VALUES ('" + what + "')");
+    assertTrue(write.ok(), what + ": a write succeeds: " + write);
+  }
+
+  private static int port(String config, int original) {
+    return configs.get(config).port(original);
+  }
+
+  private static Psql.Result psql(int port, String sql) {
+    return Psql.run("127.0.0.1", port, lab.env("LAB_SUPERUSER"), lab.env("LAB_SUPERUSER_PASSWORD"), sql);
+  }
+
+  /** Waits until Consul shows exactly Patroni's leader as primary and every other node as replica. */
+  private static String converged() {
+    List<String> all = new ArrayList<>(lab.nodeNames());
+    return Await.until("exactly Patroni's leader passing as patroni-primary, the rest as replicas", CONVERGE,
+        () -> {
+          String leader = lab.leader();
+          List<String> others = all.stream().filter(n -> !n.equals(leader)).sorted().toList();
+          boolean ok = consul.passingNodes("patroni-primary").equals(List.of(leader))
+              && consul.passingNodes("patroni-replica").stream().sorted().toList().equals(others);
+          return ok ? leader : "(not yet)";
+        }, s -> !s.startsWith("("));
+  }
+}
