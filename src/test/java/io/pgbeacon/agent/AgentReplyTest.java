@@ -45,10 +45,10 @@ class AgentReplyTest {
       "PRIMARY | PASSING      | -     | MAINT | DRAIN | 200 | primary, timeline 3 | up ready 100% maxconn:200 #primary, timeline 3",
       "PRIMARY | CRITICAL     | -     | MAINT | DRAIN | -   | PgBouncer: Connection refused | down #PgBouncer: Connection refused",
       "PRIMARY | CRITICAL     | -     | MAINT | DRAIN | 200 | PgBouncer: Connection refused | down maxconn:200 #PgBouncer: Connection refused",
-      "PRIMARY | WRONG_ROLE   | -     | MAINT | DRAIN | -   | replica | up maint #replica",
+      "PRIMARY | WRONG_ROLE   | -     | MAINT | DRAIN | -   | replica | maint #replica",
       "PRIMARY | WRONG_ROLE   | -     | DRAIN | DRAIN | -   | replica | up drain #replica",
       "PRIMARY | WRONG_ROLE   | -     | DOWN  | DRAIN | -   | replica | down #replica",
-      "PRIMARY | WRONG_ROLE   | -     | MAINT | DRAIN | 0   | replica | up maint maxconn:0 #replica",
+      "PRIMARY | WRONG_ROLE   | -     | MAINT | DRAIN | 0   | replica | maint maxconn:0 #replica",
       "REPLICA | PASSING      | 0     | MAINT | DRAIN | -   | replica, lag 0B | up ready 100% #replica, lag 0B",
       "REPLICA | PASSING      | 12MB  | MAINT | DRAIN | -   | replica, lag 12MB | up ready 100% #replica, lag 12MB",
       "REPLICA | WARNING      | 14MB  | MAINT | DRAIN | -   | replica, lag 14MB, near max-lag 16MB | up ready 55% #warning: replica, lag 14MB, near max-lag 16MB",
@@ -58,8 +58,8 @@ class AgentReplyTest {
       "REPLICA | PAST_MAX_LAG | 17MB  | MAINT | DRAIN | 50  | replica lag 17MB exceeds max-lag 16MB | up drain 10% maxconn:50 #replica lag 17MB exceeds max-lag 16MB",
       "REPLICA | PAST_MAX_LAG | 17MB  | MAINT | DOWN  | -   | replica lag 17MB exceeds max-lag 16MB | down #replica lag 17MB exceeds max-lag 16MB",
       "REPLICA | CRITICAL     | 0     | MAINT | DRAIN | -   | PostgreSQL crashed (role replica) | down #PostgreSQL crashed (role replica)",
-      "REPLICA | WRONG_ROLE   | -     | MAINT | DRAIN | -   | primary | up maint #primary",
-      "REPLICA | WRONG_ROLE   | 0     | MAINT | DRAIN | -   | noloadbalance tag set | up maint #noloadbalance tag set"})
+      "REPLICA | WRONG_ROLE   | -     | MAINT | DRAIN | -   | primary | maint #primary",
+      "REPLICA | WRONG_ROLE   | 0     | MAINT | DRAIN | -   | noloadbalance tag set | maint #noloadbalance tag set"})
   void speaksHaproxy26(View view, Kind kind, String lag, WrongRole wrongRole, PastMaxLag pastMaxLag,
       String maxconn, String reason, String expected) {
     ReplyPolicy policy = new ReplyPolicy(wrongRole, pastMaxLag, DEFAULTS.weightLagStart(), DEFAULTS.maxLag(),
@@ -121,7 +121,7 @@ class AgentReplyTest {
       "up ready 100% #replica\\ndown #ignored\\n               | PASSING  | 0 | replica",
       "up drain 10% #replica lag 17MB exceeds max-lag 16MB\\n  | CRITICAL | 2 | replica lag 17MB exceeds max-lag 16MB",
       "up drain #replica\\n                                     | CRITICAL | 2 | replica",
-      "up maint #replica\\n                                     | CRITICAL | 2 | replica",
+      "maint #replica\\n                                     | CRITICAL | 2 | replica",
       "down #PgBouncer: Connection refused\\n                   | CRITICAL | 2 | PgBouncer: Connection refused",
       "stopped\\n                                               | CRITICAL | 2 | stopped",
       "up 100% #no admin word\\n                                | CRITICAL | 2 | no admin word",

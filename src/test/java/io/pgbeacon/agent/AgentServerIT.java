@@ -61,7 +61,7 @@ class AgentServerIT {
     int replica = start(Optional.of(Config.View.REPLICA));
     show(health(new Verdict(Status.PASSING, false, "primary, timeline 2"), new Verdict(Status.CRITICAL, true, "primary")));
     assertEquals("up ready 100% #primary, timeline 2\n", ask(primary, null));
-    assertEquals("up maint #primary\n", ask(replica, null));
+    assertEquals("maint #primary\n", ask(replica, null));
 
     show(health(new Verdict(Status.CRITICAL, false, "PgBouncer: Connection refused"),
         new Verdict(Status.CRITICAL, true, "primary")));
@@ -72,7 +72,7 @@ class AgentServerIT {
   void letsAgentSendChooseTheView() throws Exception {
     int port = start(Optional.empty());
     show(health(new Verdict(Status.CRITICAL, true, "replica"), new Verdict(Status.PASSING, false, "replica, lag 0B")));
-    assertEquals("up maint #replica\n", ask(port, "primary\n"));
+    assertEquals("maint #replica\n", ask(port, "primary\n"));
     assertEquals("up ready 100% #replica, lag 0B\n", ask(port, "REPLICA\r\n"));
     assertTrue(ask(port, "writer\n").startsWith("down #unknown view 'writer'"));
     assertTrue(ask(port, null).startsWith("down #no view"), "silence from HAProxy still gets a full line");
