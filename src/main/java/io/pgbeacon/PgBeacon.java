@@ -60,14 +60,14 @@ public final class PgBeacon {
     this.config = config;
     this.version = version;
     this.consulAgents = consulAgents;
-    this.vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(2).setWorkerPoolSize(4));
+    this.vertx = newVertx();
     this.board = new HealthBoard(NodeHealth.starting(config.node()), ReplyPolicy.of(config));
   }
 
   public synchronized Future<Void> start() {
     move(State.STARTING);
     agent = new AgentVerticle(config.agent(), board);
-    return vertx.deployVerticle(agent)
+    return deployAgent(vertx, agent)
         .compose(id -> {
           agentId = id;
           return vertx.deployVerticle(new MonitorVerticle(config, board, consulAgents.apply(config.consul()),
@@ -82,6 +82,21 @@ public final class PgBeacon {
           }
           return (Void) null;
         });
+  }
+
+  /**
+   * The daemon's Vert.x: a small fixed pool, sized for a sidecar, on Linux's epoll transport when it loads (the
+   * agent port's connections cost about a third less CPU than on the JDK's selector; see scripts/bench-agent.sh),
+   * else on the JDK's.
+   */
+  static Vertx newVertx() {
+    return Vertx.vertx(new VertxOptions().setEventLoopPoolSize(2).setWorkerPoolSize(4)
+        .setPreferNativeTransport(true));
+  }
+
+  /** Deploys the agent ports; shared with the in-process agent of the benchmark and the HAProxy tests. */
+  static Future<String> deployAgent(Vertx vertx, AgentVerticle agent) {
+    return vertx.deployVerticle(agent);
   }
 
   /** The agent ports actually bound, in config order. */

@@ -1,0 +1,68 @@
+package io.pgbeacon;
+
+import io.pgbeacon.agent.ReplyPolicy;
+import io.pgbeacon.config.Config;
+import io.pgbeacon.config.ConfigLoader;
+import io.pgbeacon.health.NodeHealth;
+import io.vertx.core.Vertx;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * pgbeacon's agent side in this JVM, without the monitor: the real {@link AgentVerticle}, deployed the way
+ * {@link PgBeacon} deploys it, answering from a real {@link HealthBoard} whose verdict the caller sets. For the
+ * agent benchmark and for HAProxy tests that need agent ports saying something known ({@code up}, {@code down}).
+ */
+public final class InProcessAgent implements AutoCloseable {
+
+  private final Vertx vertx;
+  private final HealthBoard board;
+  private final AgentVerticle verticle;
+
+  private InProcessAgent(Vertx vertx, HealthBoard board, AgentVerticle verticle) {
+    this.vertx = vertx;
+    this.board = board;
+    this.verticle = verticle;
+  }
+
+  /**
+   * Binds every listener of {@code yaml}'s {@code agent} block (port 0: a free port) and answers {@code health}
+   * until {@link #show} changes it. {@code yaml} is a pgbeacon configuration, e.g.
+   * {@code agent: {listen: [{address: 127.0.0.11, port: 0, view: primary}]}}; only what the agent side reads
+   * matters.
+   */
+  public static InProcessAgent start(String yaml, NodeHealth health) throws Exception {
+    Config config = ConfigLoader.parse(yaml, ConfigLoader.Overrides.none(), Map.of());
+    Vertx vertx = PgBeacon.newVertx();
+    HealthBoard board = new HealthBoard(health, ReplyPolicy.of(config));
+    AgentVerticle verticle = new AgentVerticle(config.agent(), board);
+    try {
+      PgBeacon.deployAgent(vertx, verticle).toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+    } catch (Exception e) {
+      vertx.close();
+      throw e;
+    }
+    return new InProcessAgent(vertx, board, verticle);
+  }
+
+  /** The bound ports, in the order of {@code config.listen()}. */
+  public List<Integer> ports() {
+    return verticle.ports();
+  }
+
+  /** Whether Vert.x runs on the native (epoll) transport rather than the JDK's selector. */
+  public boolean nativeTransport() {
+    return vertx.isNativeTransportEnabled();
+  }
+
+  /** The next connection on every port answers this verdict. */
+  public void show(NodeHealth health) {
+    board.set(health);
+  }
+
+  @Override
+  public void close() throws Exception {
+    vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+  }
+}
