@@ -14,4 +14,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 args="${*:-}"
-exec mvn -B -ntp -q -Pbench-agent test -Dbench.args="$args" ${BENCH_JVM:+-Dbench.jvm="$BENCH_JVM"}
+exec mvn -B -ntp -q -Dstyle.color=never -Pbench-agent test -Dbench.args="$args" ${BENCH_JVM:+-Dbench.jvm="$BENCH_JVM"}

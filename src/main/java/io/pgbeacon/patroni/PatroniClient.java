@@ -13,6 +13,7 @@ import io.vertx.ext.web.client.WebClientOptions;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.regex.Pattern;
 
 /**
  * Reads the local Patroni: {@code GET /primary} (the node's status, and through its status code whether it holds
@@ -21,6 +22,12 @@ import java.util.concurrent.TimeoutException;
  * <p>Never fails its future: every failure becomes a {@link PatroniReading.Unavailable} with a reason.
  */
 public final class PatroniClient {
+
+  /**
+   * Netty's epoll transport names the failed system call ("finishConnect(..) failed with error(-111): Connection
+   * refused: /127.0.0.1:8008"); operators need what follows, as the JDK transport words it.
+   */
+  private static final Pattern NATIVE_CALL = Pattern.compile("^\\w+\\(\\.\\.\\) failed(?: with error\\(-?\\d+\\))?: ");
 
   private final WebClient client;
   private final String base;
@@ -105,7 +112,8 @@ public final class PatroniClient {
       return "no answer within the deadline";
     }
     String message = t.getMessage();
-    return message == null || message.isBlank() ? t.getClass().getSimpleName() : message;
+    return message == null || message.isBlank() ? t.getClass().getSimpleName()
+        : NATIVE_CALL.matcher(message).replaceFirst("");
   }
 
   public void close() {

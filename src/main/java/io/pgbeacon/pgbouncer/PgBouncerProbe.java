@@ -11,6 +11,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.regex.Pattern;
 
 /**
  * Proves that the local PgBouncer accepts a new PostgreSQL-protocol connection and passes a query through to
@@ -20,6 +21,12 @@ import java.util.concurrent.TimeoutException;
  * new clients (max_client_conn, auth failures, a stopped listener).
  */
 public final class PgBouncerProbe {
+
+  /**
+   * Netty's epoll transport names the failed system call ("finishConnect(..) failed with error(-111): Connection
+   * refused: /127.0.0.1:6432"); operators need what follows, as the JDK transport words it.
+   */
+  private static final Pattern NATIVE_CALL = Pattern.compile("^\\w+\\(\\.\\.\\) failed(?: with error\\(-?\\d+\\))?: ");
 
   // PgBouncer rejects startup parameters it does not track (extra_float_digits, IntervalStyle, …) unless the
   // operator lists them in ignore_startup_parameters; send only ones it always accepts.
@@ -125,6 +132,7 @@ public final class PgBouncerProbe {
     }
     // PostgreSQL errors carry a lot of context; the first line is what an operator needs.
     int newline = message.indexOf('\n');
-    return newline < 0 ? message : message.substring(0, newline);
+    String line = newline < 0 ? message : message.substring(0, newline);
+    return NATIVE_CALL.matcher(line).replaceFirst("");
   }
 }

@@ -73,6 +73,7 @@ public final class AgentBenchmark {
           throw new IllegalStateException("the in-process agent answered '" + new String(expected,
               StandardCharsets.US_ASCII) + "'");
         }
+        System.out.println("reply: " + new String(expected, StandardCharsets.US_ASCII).strip());
         targets.add(new Target("in-process pgbeacon, view: primary listener", "127.0.0.1", agent.ports().get(0),
             null, expected));
         targets.add(new Target("in-process pgbeacon, listener without view, agent-send \"primary\\n\"", "127.0.0.1",

@@ -382,9 +382,7 @@ class HaproxyConfigsIT {
   }
 
   Haproxy start(HaproxyConfig cfg) throws IOException {
-    Path file = cfg.write(dir);
-    Haproxy.check(file);
-    return closing(Haproxy.start(file, cfg.statsSocket()));
+    return closing(Haproxy.start(cfg, dir));
   }
 
   <T extends AutoCloseable> T closing(T resource) {

@@ -22,8 +22,7 @@ import java.util.concurrent.TimeUnit;
  * in master-worker mode ({@code -W -db}), reads server states through its stats socket, and stops it by PID.
  *
  * <pre>{@code
- * Path file = cfg.write(dir);
- * try (Haproxy haproxy = Haproxy.start(file, cfg.statsSocket())) {
+ * try (Haproxy haproxy = Haproxy.start(cfg, dir)) {   // cfg: a HaproxyConfig, dir: a temporary directory
  *   Await.until("pg1 DOWN", Duration.ofSeconds(5), () -> haproxy.server("pg_write", "pg1"), s -> !s.up());
  * }
  * }</pre>
@@ -61,6 +60,13 @@ public final class Haproxy implements AutoCloseable {
       Thread.currentThread().interrupt();
       throw new IllegalStateException(e);
     }
+  }
+
+  /** Writes {@code cfg} into {@code dir}, checks it ({@code -c}) and starts it. */
+  public static Haproxy start(HaproxyConfig cfg, Path dir) throws IOException {
+    Path file = cfg.write(dir);
+    check(file);
+    return start(file, cfg.statsSocket());
   }
 
   /**
