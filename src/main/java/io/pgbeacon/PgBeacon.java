@@ -86,8 +86,8 @@ public final class PgBeacon {
 
   /**
    * The daemon's Vert.x: a small fixed pool, sized for a sidecar, on Linux's epoll transport when it loads, else
-   * on the JDK's. Epoll lets the agent ports cork each reply with its FIN (AgentServer): about 40% less CPU per
-   * agent check (scripts/bench-agent.sh).
+   * on the JDK's. Epoll lets the agent ports cork each reply with its FIN (AgentServer): about a quarter less
+   * server CPU per agent check (scripts/bench-agent.sh).
    */
   static Vertx newVertx() {
     return Vertx.vertx(new VertxOptions().setEventLoopPoolSize(2).setWorkerPoolSize(4)

@@ -14,7 +14,6 @@ import java.util.EnumMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -62,18 +61,14 @@ public final class AgentServer {
   }
 
   public Future<Integer> start() {
-    NetServerOptions options = new NetServerOptions()
+    // No idle timeout: every connection ends at once (fixed view) or by agent.read-timeout's timer at the latest.
+    server = vertx.createNetServer(new NetServerOptions()
         .setHost(listener.address())
         .setPort(listener.port())
         .setReuseAddress(true)
         // The reply leaves with the FIN in one segment (epoll transport; ignored by the JDK's): HAProxy's check
         // wakes once and reads line and EOF together, and each check costs one packet less on both sides.
-        .setTcpCork(true);
-    if (fixedView == null) {
-      // Only a listener that waits for agent-send reads; a fixed view answers and closes at once.
-      options.setIdleTimeout((int) config.readTimeout().toMillis() * 2).setIdleTimeoutUnit(TimeUnit.MILLISECONDS);
-    }
-    server = vertx.createNetServer(options);
+        .setTcpCork(true));
     server.connectHandler(fixedView != null ? this::answerFixed : this::answerRequested);
     return server.listen().map(s -> {
       log.info("agent-check on {}:{} ({})", listener.address(), s.actualPort(),
