@@ -10,6 +10,7 @@ import java.lang.management.ThreadMXBean;
 import java.net.ConnectException;
 import java.net.InetSocketAddress;
 import java.net.Socket;
+import java.net.StandardProtocolFamily;
 import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
@@ -86,6 +87,8 @@ public final class AgentBenchmark {
       System.out.printf(Locale.ROOT, "client: %s, %d s per level after %d s warm-up, connect/read timeout %d ms%n",
           options.fin ? "close with FIN" : "close with RST (SO_LINGER 0, as HAProxy does)", options.seconds,
           options.warmup, options.timeoutMs);
+      System.out.println("latency: connect to EOF; cpu: this JVM's CPU time per reply, of the client threads and of"
+          + " the rest (in-process server, GC, JIT; ~0 against --host)");
       boolean goalMet = true;
       for (Target target : targets) {
         System.out.println();
@@ -218,6 +221,9 @@ public final class AgentBenchmark {
   /** One client: a loop of HAProxy-style checks, recording latencies (ns) and errors while the window is open. */
   static final class Client implements Runnable {
     private final InetSocketAddress address;
+    // An IPv4 target gets an IPv4 socket: the JDK's default, a dual-stack IPv6 socket, costs a setsockopt and the
+    // kernel's v4-mapped path on every check. (HAProxy's checks use the address family of the server address.)
+    private final StandardProtocolFamily family;
     private final ByteBuffer send;
     private final ByteBuffer expected;
     private final int timeoutMs;
@@ -238,6 +244,8 @@ public final class AgentBenchmark {
 
     Client(Target target, Options options) {
       this.address = new InetSocketAddress(target.host, target.port);
+      this.family = address.getAddress() instanceof java.net.Inet6Address ? StandardProtocolFamily.INET6
+          : StandardProtocolFamily.INET;
       this.send = target.send == null ? null
           : ByteBuffer.allocateDirect(target.send.length()).put(target.send.getBytes(StandardCharsets.US_ASCII));
       this.expected = target.expected == null ? null : ByteBuffer.wrap(target.expected);
@@ -268,7 +276,7 @@ public final class AgentBenchmark {
     private int check() {
       SocketChannel channel = null;
       try {
-        channel = SocketChannel.open();
+        channel = SocketChannel.open(family);
         if (!fin) {
           channel.setOption(StandardSocketOptions.SO_LINGER, 0);
         }
