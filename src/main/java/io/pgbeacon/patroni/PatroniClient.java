@@ -1,6 +1,7 @@
 package io.pgbeacon.patroni;
 
 import io.pgbeacon.config.Config;
+import io.pgbeacon.net.ErrorText;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
@@ -13,7 +14,6 @@ import io.vertx.ext.web.client.WebClientOptions;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.regex.Pattern;
 
 /**
  * Reads the local Patroni: {@code GET /primary} (the node's status, and through its status code whether it holds
@@ -22,12 +22,6 @@ import java.util.regex.Pattern;
  * <p>Never fails its future: every failure becomes a {@link PatroniReading.Unavailable} with a reason.
  */
 public final class PatroniClient {
-
-  /**
-   * Netty's epoll transport names the failed system call ("finishConnect(..) failed with error(-111): Connection
-   * refused: /127.0.0.1:8008"); operators need what follows, as the JDK transport words it.
-   */
-  private static final Pattern NATIVE_CALL = Pattern.compile("^\\w+\\(\\.\\.\\) failed(?: with error\\(-?\\d+\\))?: ");
 
   private final WebClient client;
   private final String base;
@@ -113,7 +107,7 @@ public final class PatroniClient {
     }
     String message = t.getMessage();
     return message == null || message.isBlank() ? t.getClass().getSimpleName()
-        : NATIVE_CALL.matcher(message).replaceFirst("");
+        : ErrorText.withoutNativeCall(message);
   }
 
   public void close() {

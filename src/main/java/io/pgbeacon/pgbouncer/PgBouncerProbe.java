@@ -1,6 +1,7 @@
 package io.pgbeacon.pgbouncer;
 
 import io.pgbeacon.config.Config;
+import io.pgbeacon.net.ErrorText;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.pgclient.PgConnectOptions;
@@ -11,7 +12,6 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.regex.Pattern;
 
 /**
  * Proves that the local PgBouncer accepts a new PostgreSQL-protocol connection and passes a query through to
@@ -21,12 +21,6 @@ import java.util.regex.Pattern;
  * new clients (max_client_conn, auth failures, a stopped listener).
  */
 public final class PgBouncerProbe {
-
-  /**
-   * Netty's epoll transport names the failed system call ("finishConnect(..) failed with error(-111): Connection
-   * refused: /127.0.0.1:6432"); operators need what follows, as the JDK transport words it.
-   */
-  private static final Pattern NATIVE_CALL = Pattern.compile("^\\w+\\(\\.\\.\\) failed(?: with error\\(-?\\d+\\))?: ");
 
   // PgBouncer rejects startup parameters it does not track (extra_float_digits, IntervalStyle, …) unless the
   // operator lists them in ignore_startup_parameters; send only ones it always accepts.
@@ -133,6 +127,6 @@ public final class PgBouncerProbe {
     // PostgreSQL errors carry a lot of context; the first line is what an operator needs.
     int newline = message.indexOf('\n');
     String line = newline < 0 ? message : message.substring(0, newline);
-    return NATIVE_CALL.matcher(line).replaceFirst("");
+    return ErrorText.withoutNativeCall(line);
   }
 }

@@ -2,7 +2,7 @@ package io.pgbeacon.bench;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.pgbeacon.support.HaproxyStats;
+import io.pgbeacon.support.Haproxy;
 import io.pgbeacon.support.Lab;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -43,6 +43,8 @@ public final class PropagationBenchmark {
 
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Duration CONVERGE = Duration.ofSeconds(45);
+  /** How long every consumer must stay unchanged before a switchover counts as settled. */
+  private static final Duration QUIET = Duration.ofSeconds(1);
 
   /** One consumer's view over time: every change of the set of nodes it names as primary. */
   static final class Series {
@@ -60,6 +62,11 @@ public final class PropagationBenchmark {
       if (changes.isEmpty() || !changes.get(changes.size() - 1).nodes().equals(now)) {
         changes.add(new Change(System.nanoTime(), now));
       }
+    }
+
+    /** When the view last changed (System.nanoTime()), or 0 if never observed. */
+    long lastChange() {
+      return changes.isEmpty() ? 0 : changes.get(changes.size() - 1).at();
     }
 
     Set<String> current() {
@@ -161,10 +168,7 @@ public final class PropagationBenchmark {
 
     List<Row> rows = new ArrayList<>();
     try {
-      long deadline = System.nanoTime() + CONVERGE.toNanos();
-      while (leaderKey.current().isEmpty() && System.nanoTime() < deadline) {
-        Thread.sleep(20);
-      }
+      awaitCondition(() -> !leaderKey.current().isEmpty());
       awaitAll(currentLeader(), System.nanoTime());
       for (int n = 1; n <= switchovers; n++) {
         String from = currentLeader();
@@ -182,7 +186,6 @@ public final class PropagationBenchmark {
         }
         print(rows.subList(rows.size() - sources.size(), rows.size()), n, from, to,
             (named - requested) / 1e9);
-        Thread.sleep(1000 + ThreadLocalRandom.current().nextInt(1000));
       }
     } finally {
       running = false;
@@ -193,22 +196,30 @@ public final class PropagationBenchmark {
     summary(rows, switchovers);
   }
 
-  /** Waits until every source names only {@code node}, then one more second so late flaps are counted. */
+  /**
+   * Waits until every source names only {@code node} and none has changed for {@link #QUIET}, so that late flaps
+   * are counted and the next switchover starts from a settled state.
+   */
   private void awaitAll(String node, long since) throws InterruptedException {
-    long deadline = System.nanoTime() + CONVERGE.toNanos();
-    while (System.nanoTime() < deadline) {
-      if (leaderKey.current().equals(Set.of(node))
-          && sources.values().stream().allMatch(s -> s.current().equals(Set.of(node)))) {
-        break;
-      }
-      Thread.sleep(20);
-    }
-    Thread.sleep(1000);
+    awaitCondition(() -> {
+      long now = System.nanoTime();
+      return leaderKey.current().equals(Set.of(node)) && now - leaderKey.lastChange() >= QUIET.toNanos()
+          && sources.values().stream()
+              .allMatch(s -> s.current().equals(Set.of(node)) && now - s.lastChange() >= QUIET.toNanos());
+    });
     for (Series s : sources.values()) {
       if (!s.current().equals(Set.of(node))) {
         System.out.printf("  (%s still names %s %.0fs after the request)%n", s.name, s.current(),
             (System.nanoTime() - since) / 1e9);
       }
+    }
+  }
+
+  /** Polls {@code done} every 20 ms until it holds or {@link #CONVERGE} has passed. */
+  private static void awaitCondition(java.util.function.BooleanSupplier done) throws InterruptedException {
+    long deadline = System.nanoTime() + CONVERGE.toNanos();
+    while (!done.getAsBoolean() && System.nanoTime() < deadline) {
+      Thread.sleep(20);
     }
   }
 
@@ -323,9 +334,9 @@ public final class PropagationBenchmark {
   private Set<String> haproxy(String backend, boolean byName) {
     Set<String> nodes = new TreeSet<>();
     if (byName) {
-      nodes.addAll(HaproxyStats.up(lab.haproxySocket(), backend));
+      nodes.addAll(Haproxy.up(lab.haproxySocket(), backend));
     } else {
-      for (String address : HaproxyStats.upAddresses(lab.haproxySocket(), backend)) {
+      for (String address : Haproxy.upAddresses(lab.haproxySocket(), backend)) {
         nodes.add(nodeByAddress.getOrDefault(address.substring(0, address.lastIndexOf(':')), address));
       }
     }

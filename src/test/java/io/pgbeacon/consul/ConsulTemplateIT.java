@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.pgbeacon.support.Await;
 import io.pgbeacon.support.Components;
+import io.pgbeacon.support.ConsulTemplate;
 import io.pgbeacon.support.ConsulDevAgent;
 import io.pgbeacon.support.FreePorts;
 import java.io.BufferedReader;
@@ -38,6 +39,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Objects;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -85,7 +87,7 @@ class ConsulTemplateIT {
 
   @BeforeAll
   static void start() throws Exception {
-    Path consulTemplateBin = Components.consulTemplate();
+    Components.consulTemplate(); // a missing binary fails here, before anything starts
     Path haproxyBin = Components.haproxy();
 
     Files.createDirectories(dir.resolve("consul"));
@@ -104,27 +106,12 @@ class ConsulTemplateIT {
     pass("patroni-primary", "other1");
 
     work = Files.createDirectories(dir.resolve("haproxy"));
-    Files.copy(Components.repoFile("consul/haproxy.cfg.ctmpl"), work.resolve("haproxy.cfg.ctmpl"));
     statsSocket = work.resolve("admin.sock");
     writePort = FreePorts.next();
     readPort = FreePorts.next();
 
-    ProcessBuilder ct = new ProcessBuilder(consulTemplateBin.toString(),
-        "-config", Components.repoFile("consul/consul-template.hcl").toString())
-        .directory(work.toFile()).redirectErrorStream(true)
-        .redirectOutput(ProcessBuilder.Redirect.appendTo(dir.resolve("consul-template.log").toFile()));
-    Map<String, String> env = ct.environment();
-    env.keySet().removeIf(k -> k.startsWith("CONSUL_") || k.startsWith("PGBEACON_"));
-    env.put("CONSUL_HTTP_ADDR", consul.address());
-    env.put("CONSUL_HTTP_TOKEN", tokenOfThePolicy());
-    env.put("PGBEACON_SCOPE", SCOPE);
-    env.put("PGBEACON_HAPROXY_WRITE_BIND", "127.0.0.1:" + writePort);
-    env.put("PGBEACON_HAPROXY_READ_BIND", "127.0.0.1:" + readPort);
-    env.put("PGBEACON_HAPROXY_STATS_SOCKET", statsSocket.toString());
-    env.put("PGBEACON_HAPROXY_LOG", "stdout");
-    env.put("PGBEACON_HAPROXY_RELOAD", Components.repoFile("scripts/haproxy-reload.sh").toString());
-    env.put("PGBEACON_HAPROXY_PIDFILE", work.resolve("haproxy.pid").toString());
-    env.put("PGBEACON_HAPROXY_BIN", haproxyBin.toString());
+    ProcessBuilder ct = ConsulTemplate.command(work, consul.address(), Optional.of(tokenOfThePolicy()), SCOPE,
+        writePort, readPort, statsSocket, dir.resolve("consul-template.log"));
     consulTemplate = ct.start();
 
     // The first render, validated and installed by the reload script (no HAProxy to signal yet).

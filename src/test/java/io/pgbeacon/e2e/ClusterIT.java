@@ -10,7 +10,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.pgbeacon.support.Await;
 import io.pgbeacon.support.ConsulHttp;
 import io.pgbeacon.support.Dns;
-import io.pgbeacon.support.HaproxyStats;
+import io.pgbeacon.support.Haproxy;
 import io.pgbeacon.support.Psql;
 import io.pgbeacon.support.Lab;
 import java.io.ByteArrayOutputStream;
@@ -71,8 +71,8 @@ class ClusterIT {
     assertEquals(replicas.stream().map(lab::address).sorted().toList(), dns(REPLICA));
     assertEquals(replicas.stream().map(n -> lab.port(n, "PGBOUNCER")).sorted().toList(),
         Dns.srvPorts(lab.consulDnsAddress(), lab.consulDnsPort(), REPLICA));
-    assertEquals(replicas, HaproxyStats.up(lab.haproxySocket(), "read"));
-    assertEquals("MAINT", HaproxyStats.servers(lab.haproxySocket(), "write").get(replicas.get(0)),
+    assertEquals(replicas, Haproxy.up(lab.haproxySocket(), "read"));
+    assertEquals("MAINT", Haproxy.statuses(lab.haproxySocket(), "write").get(replicas.get(0)),
         "a replica is parked in the write backend, not alarmed about");
     Psql.Result read = psql(lab.haproxyPort("read"), "select pg_is_in_recovery()");
     assertEquals("t", read.output(), "HAProxy's read port reaches a replica: " + read);
@@ -117,7 +117,7 @@ class ClusterIT {
       assertTrue(check.path("Output").asText().startsWith("PgBouncer:"), check.toString());
       assertTrue(agent(leader, "AGENT_PRIMARY").startsWith("down #PgBouncer:"));
       Await.until("HAProxy's write backend has no server up", CONVERGE,
-          () -> HaproxyStats.up(lab.haproxySocket(), "write"), List::isEmpty);
+          () -> Haproxy.up(lab.haproxySocket(), "write"), List::isEmpty);
       assertEquals(List.of(), dns(PRIMARY));
     } finally {
       lab.run(Duration.ofSeconds(30), "pgbouncer-start", Integer.toString(i));
@@ -214,10 +214,10 @@ class ClusterIT {
       assertFalse(dns(REPLICA).contains(lab.address(laggard)));
       // pgbeacon's agent drains it (agent.past-max-lag: drain): no new reads, sessions in flight may finish.
       Await.until("HAProxy drains " + laggard + " on its read port", CONVERGE,
-          () -> HaproxyStats.servers(lab.haproxySocket(), "read").get(laggard), s -> s.startsWith("DRAIN"));
+          () -> Haproxy.statuses(lab.haproxySocket(), "read").get(laggard), s -> s.startsWith("DRAIN"));
       assertTrue(agent(laggard, "AGENT_REPLICA").startsWith("up drain "), "lag alone is not a failure");
       assertEquals(others(leader).stream().filter(n -> !n.equals(laggard)).toList(),
-          HaproxyStats.up(lab.haproxySocket(), "read"));
+          Haproxy.up(lab.haproxySocket(), "read"));
       assertEquals(List.of(leader), consul.passingNodes("patroni-primary"), "a lagging replica moves no primary");
     } finally {
       psqlDirect(laggard, "select pg_wal_replay_resume()");
@@ -226,7 +226,7 @@ class ClusterIT {
     Await.until(laggard + " caught up and back", CONVERGE, () -> sorted(consul.passingNodes("patroni-replica")),
         others(leader)::equals);
     Await.until("HAProxy's read port uses " + laggard + " again", CONVERGE,
-        () -> HaproxyStats.up(lab.haproxySocket(), "read"), up -> up.contains(laggard));
+        () -> Haproxy.up(lab.haproxySocket(), "read"), up -> up.contains(laggard));
     Await.until("Patroni resumed", CONVERGE, () -> patroni(leader).path("pause").asBoolean(false), p -> !p);
   }
 
@@ -322,7 +322,7 @@ class ClusterIT {
     assertEquals(List.of(lab.port(primary, "PGBOUNCER")),
         Dns.srvPorts(lab.consulDnsAddress(), lab.consulDnsPort(), PRIMARY));
     Await.until("HAProxy's write backend has only " + primary + " up", CONVERGE,
-        () -> HaproxyStats.up(lab.haproxySocket(), "write"), List.of(primary)::equals);
+        () -> Haproxy.up(lab.haproxySocket(), "write"), List.of(primary)::equals);
     Await.until("psql through HAProxy's write port reaches " + primary, CONVERGE,
         () -> psqlWrite("select pg_is_in_recovery(), host(inet_server_addr())").output(),
         ("f|" + lab.address(primary))::equals);
@@ -372,14 +372,7 @@ class ClusterIT {
 
   /** Waits until Consul shows exactly Patroni's leader as primary and every other node as replica. */
   private static String converged() {
-    return Await.until("exactly Patroni's leader passing as patroni-primary, the rest as replicas", Duration.ofSeconds(90),
-        () -> {
-          String leader = leader();
-          boolean ok = consul.passingNodes("patroni-primary").equals(List.of(leader))
-              && sorted(consul.passingNodes("patroni-replica")).equals(others(leader));
-          return ok ? leader : "(leader " + leader + ", primary " + consul.passingNodes("patroni-primary")
-              + ", replica " + consul.passingNodes("patroni-replica") + ")";
-        }, s -> !s.startsWith("("));
+    return lab.converged(consul, Duration.ofSeconds(90));
   }
 
   private static JsonNode patroni(String node) {

@@ -7,10 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.pgbeacon.support.Await;
 import io.pgbeacon.support.Components;
 import io.pgbeacon.support.ConsulHttp;
+import io.pgbeacon.support.ConsulTemplate;
 import io.pgbeacon.support.FreePorts;
 import io.pgbeacon.support.Haproxy;
 import io.pgbeacon.support.HaproxyConfig;
-import io.pgbeacon.support.HaproxyStats;
 import io.pgbeacon.support.Lab;
 import io.pgbeacon.support.Psql;
 import java.io.IOException;
@@ -21,6 +21,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -169,25 +170,12 @@ class HaproxyOnLabIT {
   /** consul-template with the project's config and template, rendering into its own directory for a real HAProxy. */
   private static void startConsulTemplate() throws Exception {
     Path work = Files.createDirectories(dir.resolve("consul-template"));
-    Files.copy(Components.repoFile("consul/haproxy.cfg.ctmpl"), work.resolve("haproxy.cfg.ctmpl"));
     Path socket = work.resolve("admin.sock");
     renderedSocket = socket;
     renderedWritePort = FreePorts.next();
     renderedReadPort = FreePorts.next();
-    ProcessBuilder pb = new ProcessBuilder(Components.consulTemplate().toString(), "-config",
-        Components.repoFile("consul/consul-template.hcl").toString()).directory(work.toFile())
-        .redirectErrorStream(true)
-        .redirectOutput(ProcessBuilder.Redirect.appendTo(work.resolve("consul-template.log").toFile()));
-    Map<String, String> env = pb.environment();
-    env.put("CONSUL_HTTP_ADDR", lab.consulAddress());
-    env.put("PGBEACON_SCOPE", lab.scope());
-    env.put("PGBEACON_HAPROXY_WRITE_BIND", "127.0.0.1:" + renderedWritePort);
-    env.put("PGBEACON_HAPROXY_READ_BIND", "127.0.0.1:" + renderedReadPort);
-    env.put("PGBEACON_HAPROXY_STATS_SOCKET", socket.toString());
-    env.put("PGBEACON_HAPROXY_LOG", "stdout");
-    env.put("PGBEACON_HAPROXY_RELOAD", Components.repoFile("scripts/haproxy-reload.sh").toString());
-    env.put("PGBEACON_HAPROXY_PIDFILE", work.resolve("haproxy.pid").toString());
-    env.put("PGBEACON_HAPROXY_BIN", Components.haproxy().toString());
+    ProcessBuilder pb = ConsulTemplate.command(work, lab.consulAddress(), Optional.empty(), lab.scope(),
+        renderedWritePort, renderedReadPort, socket, work.resolve("consul-template.log"));
     consulTemplate = pb.start();
     Path live = work.resolve("haproxy.cfg");
     Await.until("consul-template's first render", Duration.ofSeconds(30), () -> Files.exists(live), e -> e);
@@ -196,7 +184,7 @@ class HaproxyOnLabIT {
         work.resolve("haproxy.pid").toString()).directory(work.toFile()).redirectErrorStream(true)
         .redirectOutput(ProcessBuilder.Redirect.appendTo(work.resolve("haproxy.log").toFile())).start();
     Await.until("HAProxy on the rendered config", Duration.ofSeconds(10),
-        () -> HaproxyStats.command(socket, "show info"), info -> String.join("\n", info).contains("Pid:"));
+        () -> Haproxy.command(socket, "show info"), info -> info.contains("Pid:"));
   }
 
   /**
@@ -229,16 +217,7 @@ class HaproxyOnLabIT {
     return Psql.run("127.0.0.1", port, lab.env("LAB_SUPERUSER"), lab.env("LAB_SUPERUSER_PASSWORD"), sql);
   }
 
-  /** Waits until Consul shows exactly Patroni's leader as primary and every other node as replica. */
   private static String converged() {
-    List<String> all = new ArrayList<>(lab.nodeNames());
-    return Await.until("exactly Patroni's leader passing as patroni-primary, the rest as replicas", CONVERGE,
-        () -> {
-          String leader = lab.leader();
-          List<String> others = all.stream().filter(n -> !n.equals(leader)).sorted().toList();
-          boolean ok = consul.passingNodes("patroni-primary").equals(List.of(leader))
-              && consul.passingNodes("patroni-replica").stream().sorted().toList().equals(others);
-          return ok ? leader : "(not yet)";
-        }, s -> !s.startsWith("("));
+    return lab.converged(consul, CONVERGE);
   }
 }

@@ -100,6 +100,11 @@ public final class Haproxy implements AutoCloseable {
 
   /** One command on the stats socket (e.g. {@code show stat}, {@code set server b/s state ready}); its answer. */
   public String command(String command) {
+    return command(socket, command);
+  }
+
+  /** One command on any HAProxy's stats socket, e.g. one this test did not start (the lab's). */
+  public static String command(Path socket, String command) {
     try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
       channel.connect(UnixDomainSocketAddress.of(socket));
       channel.write(ByteBuffer.wrap((command + "\n").getBytes(StandardCharsets.US_ASCII)));
@@ -141,7 +146,12 @@ public final class Haproxy implements AutoCloseable {
 
   /** {@code show stat <backend> 4 -1}: the CSV rows of the backend's servers, by column name. */
   public List<StatRow> stat(String backend) {
-    String answer = command("show stat " + backend + " 4 -1");
+    return stat(socket, backend);
+  }
+
+  /** As {@link #stat(String)}, on any HAProxy's stats socket. */
+  public static List<StatRow> stat(Path socket, String backend) {
+    String answer = command(socket, "show stat " + backend + " 4 -1");
     List<StatRow> rows = new ArrayList<>();
     String[] header = null;
     for (String line : answer.split("\n")) {
@@ -157,6 +167,25 @@ public final class Haproxy implements AutoCloseable {
       }
     }
     return rows;
+  }
+
+  /** Server name → status ({@code UP}, {@code DOWN (agent)}, {@code MAINT}, {@code DRAIN (agent)}, …), sorted. */
+  public static Map<String, String> statuses(Path socket, String backend) {
+    Map<String, String> out = new java.util.TreeMap<>();
+    stat(socket, backend).forEach(row -> out.put(row.server(), row.status()));
+    return out;
+  }
+
+  /** The servers of {@code backend} that take new connections now (status exactly {@code UP}), sorted by name. */
+  public static List<String> up(Path socket, String backend) {
+    return statuses(socket, backend).entrySet().stream().filter(e -> e.getValue().equals("UP"))
+        .map(Map.Entry::getKey).toList();
+  }
+
+  /** The addresses ({@code host:port}) of the UP servers of {@code backend}: DNS-discovered servers. */
+  public static List<String> upAddresses(Path socket, String backend) {
+    return stat(socket, backend).stream().filter(row -> row.status().equals("UP")).map(row -> row.get("addr"))
+        .toList();
   }
 
   /** One server of {@link #stat}. */

@@ -179,6 +179,21 @@ public final class Lab implements BeforeAllCallback {
     return "(none)";
   }
 
+  /**
+   * Waits until Consul (as {@code consul} reads it) lists exactly Patroni's leader as passing
+   * {@code patroni-primary} and every other node as passing {@code patroni-replica}; returns the leader.
+   */
+  public String converged(ConsulHttp consul, Duration deadline) {
+    return Await.until("exactly Patroni's leader passing as patroni-primary, the rest as replicas", deadline, () -> {
+      String leader = leader();
+      List<String> primaries = consul.passingNodes("patroni-primary");
+      List<String> replicas = consul.passingNodes("patroni-replica").stream().sorted().toList();
+      boolean ok = primaries.equals(List.of(leader))
+          && replicas.equals(nodeNames().stream().filter(n -> !n.equals(leader)).sorted().toList());
+      return ok ? leader : "(leader " + leader + ", primary " + primaries + ", replica " + replicas + ")";
+    }, s -> !s.startsWith("("));
+  }
+
   /** Runs one lab.sh command and returns its output; fails with that output (and the lab's logs' place). */
   public String run(Duration deadline, String... args) {
     List<String> cmd = new ArrayList<>(List.of("bash", script.toString()));
