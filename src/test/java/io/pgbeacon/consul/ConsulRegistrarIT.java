@@ -79,7 +79,9 @@ class ConsulRegistrarIT {
     Await.until("primary check passing with the verdict's reason", SOON,
         () -> http.check("service:patroni-primary-node1"),
         c -> "passing".equals(c.path("Status").asText()) && "primary, timeline 1".equals(c.path("Output").asText()));
-    assertEquals("critical", http.checkStatus("service:patroni-replica-node1"));
+    // The replica service is registered right after the primary's, on the same worker thread.
+    Await.until("replica check registered critical", SOON, () -> http.checkStatus("service:patroni-replica-node1"),
+        "critical"::equals);
 
     JsonNode service = http.service("patroni-primary-node1");
     assertEquals("patroni-primary", service.path("Service").asText());
