@@ -254,7 +254,7 @@ show_consul() {
       | while IFS=$'\t' read -r name node status tags address output; do
           printf '  %-16s %-6s %s%*s %-27s %-16s %s\n' "$name" "$node" "$(paint "$status")" $((9 - ${#status})) '' \
             "$tags" "$address" "$output"
-        done
+        done || true  # a failed read shows as an empty table, not the end of the demo
   done
   printf '  passing, as ?passing returns them: patroni-primary = [%s], patroni-replica = [%s]\n' \
     "$(passing_nodes patroni-primary)" "$(passing_nodes patroni-replica)"
@@ -272,7 +272,7 @@ show_dns() {
             else
               printf '  %s\n' "$line"
             fi
-          done
+          done || true  # dig exits 9 on a timeout: show no answer, go on
     done
   done
 }
@@ -300,12 +300,12 @@ show_haproxy() {
   curl -sf --max-time 2 "$stats" | awk -F, '($1 == "write" || $1 == "read") && $2 != "FRONTEND" && $2 != "BACKEND" { print $1, $2, $18 }' \
     | while read -r backend server status; do
         printf '  %-6s %-6s %s\n' "$backend" "$server" "$(paint "$status")"
-      done
+      done || true
   local port answer
   for port in LAB_HAPROXY_WRITE_PORT LAB_HAPROXY_READ_PORT; do
     cmd "psql -h $HAPROXY -p ${ENV[$port]} -U postgres -Atc 'select pg_is_in_recovery(), inet_server_addr()'"
     answer=$(PGPASSWORD=${ENV[LAB_SUPERUSER_PASSWORD]} PGCONNECT_TIMEOUT=3 "${ENV[LAB_PG_BIN]}/psql" -h "$HAPROXY" \
-      -p "${ENV[$port]}" -U postgres -d postgres -XAtc 'select pg_is_in_recovery(), host(inet_server_addr())' 2>&1 | head -1)
+      -p "${ENV[$port]}" -U postgres -d postgres -XAtc 'select pg_is_in_recovery(), host(inet_server_addr())' 2>&1 | head -1) || true  # show psql's error
     printf '  %s   %s<- %s%s\n' "$answer" "$DIM" "$(node_of_addr "${answer#*|}")" "$RESET"
   done
 }
@@ -332,7 +332,8 @@ sample() {
 }
 
 switchover() {
-  local leader=$1 candidate=$2 log="$DEMO_LAB_DIR/demo-switchover.log"
+  # Not in the lab's directory: under sudo that is root's, and this redirect is the caller's.
+  local leader=$1 candidate=$2 log; log=$(mktemp "${TMPDIR:-/tmp}/pgbeacon-demo-switchover.XXXXXX")
   section "Switchover $leader -> $candidate"
   cmd "$(lab_hint switchover "$candidate")"
   printf '  polling Consul every %d ms from the request on...\n' "$POLL_MS"
@@ -381,6 +382,7 @@ switchover() {
   [ -z "$zero_since" ] || zero_ms=$((zero_ms + $(now_ms) - zero_since))
 
   sed -n 's/^\[lab *[0-9]*s\] /  lab.sh: /p' "$log" | grep -E 'switchover|new leader|healthy' || true
+  rm -f "$log"
   printf '  %s samples over %d.%d s; passing patroni-primary instances at once: at most %s%s%s;' \
     "$samples" $(( ($(now_ms) - t0) / 1000 )) $(( ($(now_ms) - t0) % 1000 / 100 )) "$BOLD" "$max_pgb" "$RESET"
   printf ' none for %d.%03d s (old primary withdrawn, new one not yet promoted)\n' $((zero_ms / 1000)) $((zero_ms % 1000))

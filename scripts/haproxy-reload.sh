@@ -19,7 +19,8 @@
 # 3. SIGUSR2 to the master: it re-executes itself on <live>, starts new workers that take over the listening
 #    sockets from the old ones (HAProxy 2.6 master-worker passes them over its socketpair), and the old
 #    workers stop accepting and finish their sessions (global hard-stop-after): no listener is ever closed.
-#    No master running (HAProxy not started yet, or stopped): the config is installed for its next start.
+#    No master running (HAProxy not started yet, or stopped; or the pidfile is stale and its PID now another
+#    program's, which is never signalled): the config is installed for its next start.
 set -euo pipefail
 
 log() { printf '[haproxy-reload] %s\n' "$*" >&2; }
@@ -47,10 +48,20 @@ chmod --reference="$rendered" "$tmp"
 mv -f "$tmp" "$live"
 rm -f "$live.rejected"
 
+# A pidfile outlives a killed HAProxy and its PID can be reused: signal it only while that PID runs haproxy
+# (USR2 would terminate most other programs). /proc/PID/cmdline is readable without privileges.
+runs_haproxy() {
+  local argv0
+  argv0=$(tr '\0' '\n' < "/proc/$1/cmdline" 2>/dev/null | head -1) || return 1
+  [ -n "$argv0" ] && [ "$(basename -- "$argv0")" = "$(basename -- "$haproxy")" ]
+}
+
 pid=$(cat "$pidfile" 2>/dev/null || true)
-if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+if [[ "$pid" =~ ^[0-9]+$ ]] && runs_haproxy "$pid"; then
   kill -USR2 "$pid"
   log "installed $live, reloading HAProxy (master $pid)"
+elif [ -n "$pid" ]; then
+  log "installed $live; pidfile $pidfile names PID $pid, which is not HAProxy (stale): not signalled"
 else
   log "installed $live; no HAProxy master running (pidfile $pidfile): it takes this config when it starts"
 fi

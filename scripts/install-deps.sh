@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real components pgbeacon's tests and demo talk to, idempotently:
 #   Java 17 + Maven (if missing), PostgreSQL 15 server, PgBouncer, HAProxy, Patroni 3.0.2 (Debian) with
-#   python3-consul, dig, jq, curl, openssl,
+#   python3-consul, python3-venv (for Patroni 4's venv), dig, jq, curl, openssl, procps,
 #   Consul 1.8.7 (Debian bullseye package), and consul-template (built with Go, scripts/install-consul-template.sh).
 #   Patroni 4 (PyPI venv) is scripts/install-patroni4.sh.
 # Run as root on Debian 12 (bookworm). Safe to run again: every step checks first.
@@ -21,8 +21,8 @@ with_no_service_start() {
     $SUDO chmod +x "$policy"
     created=1
   fi
-  "$@"
-  local rc=$?
+  local rc=0
+  "$@" || rc=$?  # (under set -e a bare failing "$@" would exit here and leave the policy behind)
   if [ "$created" = 1 ]; then $SUDO rm -f "$policy"; fi
   return $rc
 }
@@ -32,8 +32,13 @@ command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || apt_packag
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || apt_packages+=(haproxy)
 command -v patroni >/dev/null 2>&1 || apt_packages+=(patroni)
 # patroni depends on "python3-etcd | python3-consul | …" and apt picks etcd: ask for Consul's explicitly.
-python3 -c 'import consul' >/dev/null 2>&1 || apt_packages+=(python3-consul)
+# Ask Debian's interpreter (the one /usr/bin/patroni runs), isolated (-I): without it the current directory is on
+# sys.path, and from this repository's root our own consul/ directory imports as an (empty) namespace package.
+/usr/bin/python3 -I -c 'import consul' >/dev/null 2>&1 || apt_packages+=(python3-consul)
 command -v jq >/dev/null 2>&1 || apt_packages+=(jq)
+command -v pgrep >/dev/null 2>&1 || apt_packages+=(procps)
+# scripts/install-patroni4.sh makes a venv with Debian's python3: it needs ensurepip (python3-venv).
+/usr/bin/python3 -I -c 'import ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || apt_packages+=(postgresql-15)
 command -v psql >/dev/null 2>&1 || apt_packages+=(postgresql-client-15)

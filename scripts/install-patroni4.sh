@@ -21,15 +21,18 @@ installed_version() {
   "$VENV/bin/patroni" --version 2>/dev/null | awk '{print $2}'
 }
 
+# -I: not from the current directory (this repository's consul/ would pass for the consul module).
 imports_ok() {
-  "$VENV/bin/python" -c 'import consul, psycopg' 2>/dev/null
+  "$VENV/bin/python" -I -c 'import consul, psycopg' 2>/dev/null
 }
 
 create_venv() {
-  if [ ! -x "$VENV/bin/python" ]; then
+  # bin/pip, not bin/python: a venv whose ensurepip failed (no python3-venv) has a python but no pip.
+  if [ ! -x "$VENV/bin/pip" ]; then
     log "creating venv $VENV with $PYTHON"
+    rm -rf "$VENV"
     mkdir -p "$(dirname "$VENV")"
-    "$PYTHON" -m venv "$VENV"
+    "$PYTHON" -m venv "$VENV" || { rm -rf "$VENV"; log "python3 -m venv failed (apt-get install -y python3-venv)"; exit 1; }
   fi
 }
 

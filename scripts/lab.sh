@@ -136,12 +136,13 @@ wait_for() {
 
 require_tools() {
   local t
-  for t in curl jq setsid setpriv "$PG_BIN/postgres" "$PG_BIN/psql" /usr/sbin/pgbouncer /usr/sbin/haproxy consul; do
+  for t in curl jq setsid setpriv pgrep "$PG_BIN/postgres" "$PG_BIN/psql" /usr/sbin/pgbouncer /usr/sbin/haproxy consul; do
     command -v "$t" >/dev/null 2>&1 || die "missing $t (run scripts/install-deps.sh)"
   done
   [ -x "$(patroni_bin)" ] || die "missing $(patroni_bin) (LAB_PATRONI=4 needs scripts/install-patroni4.sh)"
   if [ "$LAB_PATRONI" = 3 ]; then
-    /usr/bin/python3 -c 'import consul' 2>/dev/null \
+    # -I: not from the current directory, where this repository's consul/ would pass for the module.
+    /usr/bin/python3 -I -c 'import consul' 2>/dev/null \
       || die "Patroni 3 needs python3-consul: apt-get install -y python3-consul"
   fi
   case "$(id -un)" in
@@ -215,8 +216,10 @@ spawn() {
     as_user=(setpriv --reuid="$user" --regid="$user" --init-groups
              env -i HOME="$(dirname "$pidfile")" USER="$user" PATH=/usr/bin:/bin LANG=C.UTF-8)
   fi
+  # A job started with & from a script begins with SIGINT and SIGQUIT ignored, and Java and Python keep them so:
+  # restore them, so that `pgbeacon-stop N INT` is the Ctrl-C it stands for.
   # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
-  setsid "${as_user[@]}" /bin/sh -c 'echo $$ > "$0" && exec "$@"' "$pidfile" "$@" \
+  setsid env --default-signal=INT,QUIT "${as_user[@]}" /bin/sh -c 'echo $$ > "$0" && exec "$@"' "$pidfile" "$@" \
     >> "$logfile" 2>&1 < /dev/null &
   wait_for 5 "pid file $pidfile" test -s "$pidfile"
 }
@@ -698,6 +701,28 @@ cluster_healthy() {
   done
 }
 
+# wait_cluster_healthy SECONDS — wait for cluster_healthy; give up at once, with the end of its log, when a
+# Patroni process has exited (a bad config or a missing DCS module ends it within a second), and print every
+# node's role when the time runs out.
+wait_cluster_healthy() {
+  local timeout=$1 deadline=$((SECONDS + $1)) i
+  until cluster_healthy; do
+    for i in $(nodes); do
+      if not_alive "$(patroni_pidfile "$i")" "$(patroni_marker "$i")"; then
+        log "patroni $(node_name "$i") is not running; the end of $(node_dir "$i")/patroni.log:"
+        tail -n 12 "$(node_dir "$i")/patroni.log" >&2 2>/dev/null || true
+        return 1
+      fi
+    done
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      log "timed out after ${timeout}s waiting for a leader and $((LAB_NODES - 1)) streaming replicas"
+      node_roles >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
 # One line per node: name, role, state, timeline (from each node's own GET /patroni).
 node_roles() {
   local i
@@ -823,10 +848,7 @@ cmd_start() {
   consul_start
   for i in $(nodes); do consul_start "$i"; done
   for i in $(nodes); do patroni_start "$i"; done
-  if ! wait_for "$LAB_START_TIMEOUT" "a leader and $((LAB_NODES - 1)) streaming replicas" cluster_healthy; then
-    node_roles >&2
-    die "cluster not healthy (logs: $LAB_DIR/node*/patroni.log)"
-  fi
+  wait_cluster_healthy "$LAB_START_TIMEOUT" || die "cluster not healthy (logs: $LAB_DIR/node*/patroni.log)"
   log "cluster healthy, leader $(leader_name)"
 
   for i in $(nodes); do pgbouncer_start "$i"; done
@@ -1007,8 +1029,7 @@ main() {
     patroni-stop)    node_arg "$@"; patroni_stop "$1" "${2:-TERM}" ;;
     crash)           node_arg "$@"; patroni_crash "$1" ;;
     wait-healthy)    load_recorded_settings
-                     wait_for "${1:-90}" "a leader and $((LAB_NODES - 1)) streaming replicas" cluster_healthy \
-                       || { node_roles >&2; die "cluster not healthy"; } ;;
+                     wait_cluster_healthy "${1:-90}" || die "cluster not healthy" ;;
     consul-start)    consul_node_arg "$@"; consul_start "${1:-}" ;;
     consul-stop)     if [[ "${1:-}" =~ ^[0-9]+$ ]]; then node_arg "$@"; consul_stop "$1" "${2:-TERM}"
                      else load_recorded_settings; consul_stop "" "${1:-TERM}"; fi ;;

@@ -30,6 +30,8 @@ public final class Lab implements BeforeAllCallback {
   private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
   private static final ObjectMapper JSON = new ObjectMapper();
   private static Lab instance;
+  /** A start that failed, rethrown to every later test class instead of trying again for minutes. */
+  private static AssertionError failedStart;
 
   private final Path script = Components.repoFile("scripts/lab.sh");
   private final Map<String, String> settings = new LinkedHashMap<>();
@@ -47,12 +49,24 @@ public final class Lab implements BeforeAllCallback {
     settings.put("LAB_PGBEACON", "java -Xmx96m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -jar " + Components.jar());
   }
 
-  /** A lab outside JUnit (benchmarks): started (after stopping leftovers) now, stopped by {@link #stop()}. */
+  /**
+   * A lab outside JUnit (benchmarks): started (after stopping leftovers) now, stopped by {@link #stop()}. A start
+   * that fails stops whatever it had started before the error propagates.
+   */
   public static Lab start(String dir, int basePort, String patroni) {
     Lab lab = new Lab(dir, Integer.toString(basePort), patroni);
     lab.run(Duration.ofMinutes(4), "stop");
-    lab.run(Duration.ofMinutes(4), "start");
-    lab.env = lab.parseEnv(lab.run(Duration.ofSeconds(30), "env"));
+    try {
+      lab.run(Duration.ofMinutes(4), "start");
+      lab.env = lab.parseEnv(lab.run(Duration.ofSeconds(30), "env"));
+    } catch (AssertionError | RuntimeException e) {
+      try {
+        lab.stop();
+      } catch (AssertionError | RuntimeException stopFailed) {
+        e.addSuppressed(stopFailed);
+      }
+      throw e;
+    }
     return lab;
   }
 
@@ -70,10 +84,18 @@ public final class Lab implements BeforeAllCallback {
   @Override
   public void beforeAll(ExtensionContext context) throws Exception {
     synchronized (Lab.class) {
+      if (failedStart != null) {
+        throw failedStart;
+      }
       if (instance == null) {
         // stops leftovers of an interrupted run first
-        instance = start(System.getProperty("pgbeacon.lab.dir", "/tmp/pgbeacon-it-lab"),
-            Integer.getInteger("pgbeacon.lab.port", 16400), System.getProperty("pgbeacon.lab.patroni", "3"));
+        try {
+          instance = start(System.getProperty("pgbeacon.lab.dir", "/tmp/pgbeacon-it-lab"),
+              Integer.getInteger("pgbeacon.lab.port", 16400), System.getProperty("pgbeacon.lab.patroni", "3"));
+        } catch (AssertionError e) {
+          failedStart = e;
+          throw e;
+        }
       }
     }
     // Stopped once, when the whole run ends.
