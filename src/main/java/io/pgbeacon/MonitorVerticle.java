@@ -27,8 +27,12 @@ import org.slf4j.LoggerFactory;
  * <p>Everything here runs on this verticle's event loop. The next poll is scheduled when the current one ends,
  * so polls never overlap; both probes have deadlines. After an outcome change, or when the leader key moves to
  * this node, it polls faster for a short while, so a promotion is published within a fraction of a second. When
- * the leader key leaves this node, the verdict is recomputed at once from the last readings: the primary is
- * withdrawn without waiting for a poll.
+ * the leader key leaves this node, or a switchover away from it is requested, the verdict is recomputed at once
+ * from the last readings: the primary is withdrawn without waiting for a poll.
+ *
+ * <p>The DCS watches can only withdraw. A watch event whose re-decision would raise the primary view (a request
+ * cleared, a watch failed) is not published; a fresh poll decides instead. And a poll whose reading began before
+ * the last such event may not raise the primary view either: Patroni's answer may predate the switchover.
  */
 final class MonitorVerticle extends VerticleBase {
 
@@ -51,7 +55,13 @@ final class MonitorVerticle extends VerticleBase {
   private Optional<FailoverRequest> failover = Optional.empty();
   private DcsLeader dcsLeader = DcsLeader.UNWATCHED;
   private boolean leaderKeySeen;
-  private String watchError;
+  private String leaderWatchError;
+  private String failoverWatchError;
+  /** System.nanoTime() of the last DCS event that could withdraw the primary: older readings may not grant it. */
+  private long dcsChangedAt = Long.MIN_VALUE;
+  /** Patroni's name for this node once seen: kept while Patroni is unreachable, so Consul is still told. */
+  private Optional<String> learnedNode = Optional.empty();
+  private boolean warnedNameUnknown;
   private PatroniReading lastReading;
   private PgBouncerStatus lastBouncer;
   private long timer = -1;
@@ -80,6 +90,7 @@ final class MonitorVerticle extends VerticleBase {
 
   private void tick() {
     timer = -1;
+    long started = System.nanoTime();
     Future<PatroniReading> patroniReading = patroni.read();
     Future<PgBouncerStatus> bouncer = pgbouncer == null
         ? Future.succeededFuture(PgBouncerStatus.NOT_CONFIGURED) : pgbouncer.probe();
@@ -90,14 +101,20 @@ final class MonitorVerticle extends VerticleBase {
       try {
         lastReading = patroniReading.result();
         lastBouncer = bouncer.result();
-        decide();
+        NodeHealth health = evaluate();
+        if (started < dcsChangedAt && raisesPrimary(health)) {
+          pollSoon(); // this answer may predate the switchover the watch just saw: ask again
+        } else {
+          publish(health);
+        }
         startWatchOnce();
       } catch (RuntimeException e) {
         // The loop's boundary: a bug in one tick must not end the polling.
         log.error("poll failed unexpectedly", e);
+      } finally {
+        Duration next = System.nanoTime() < fastUntil ? FAST_INTERVAL : config.pollInterval();
+        timer = vertx.setTimer(Math.max(1, next.toMillis()), id -> tick());
       }
-      Duration next = System.nanoTime() < fastUntil ? FAST_INTERVAL : config.pollInterval();
-      timer = vertx.setTimer(Math.max(1, next.toMillis()), id -> tick());
     });
   }
 
@@ -109,11 +126,26 @@ final class MonitorVerticle extends VerticleBase {
     }
   }
 
-  private void decide() {
+  private NodeHealth evaluate() {
+    return HealthEvaluator.evaluate(lastReading, lastBouncer, dcsLeader, policy.orNode(learnedNode));
+  }
+
+  /** Whether {@code health} has a better primary view than the one published. */
+  private boolean raisesPrimary(NodeHealth health) {
+    return health.primary().status().compareTo(board.health().primary().status()) < 0;
+  }
+
+  private void publish(NodeHealth health) {
     NodeHealth before = board.health();
-    NodeHealth health = HealthEvaluator.evaluate(lastReading, lastBouncer, dcsLeader, policy);
     board.set(health);
     registrar.publish(health);
+    learnedNode = health.node().or(() -> learnedNode);
+    if (health.node().isEmpty() && lastReading instanceof PatroniReading.Observed && !warnedNameUnknown) {
+      warnedNameUnknown = true;
+      log.warn("this node's Patroni name is unknown (Patroni before 3.2 does not report it, and no member of its"
+          + " /cluster has api_url {}): nothing is registered in Consul until it is; set `node:`",
+          config.patroni().url());
+    }
     String node = health.node().orElse("?");
     if (first || health.outcomeDiffers(before)) {
       first = false;
@@ -150,18 +182,31 @@ final class MonitorVerticle extends VerticleBase {
     if (stopping) {
       return;
     }
+    failoverWatchError = null;
     failover = FailoverRequest.parse(value).filter(r -> !r.scheduled());
     failover.ifPresent(r -> log.info("[{}] Patroni was asked to move the leadership from {} to {}",
         board.health().node().orElse("?"), r.leader().orElse("the leader"), r.candidate().orElse("any member")));
-    applyDcs();
+    applyDcs(true);
   }
 
-  /** Folds the pending request into what the watches know and decides again at once. */
-  private void applyDcs() {
+  /**
+   * Folds the pending request into what the watches know and decides again at once — to withdraw only: when the
+   * change would raise the primary view instead, a fresh poll decides.
+   */
+  private void applyDcs(boolean canWithdraw) {
     Optional<String> from = failover.flatMap(r -> r.leader().or(dcsLeader::holder));
     dcsLeader = dcsLeader.withSwitchover(from, failover.flatMap(FailoverRequest::candidate));
-    if (lastReading != null) {
-      decide();
+    if (canWithdraw) {
+      dcsChangedAt = System.nanoTime();
+    }
+    if (lastReading == null) {
+      return;
+    }
+    NodeHealth health = evaluate();
+    if (raisesPrimary(health)) {
+      pollSoon();
+    } else {
+      publish(health);
     }
   }
 
@@ -169,7 +214,7 @@ final class MonitorVerticle extends VerticleBase {
     if (stopping) {
       return;
     }
-    watchError = null;
+    leaderWatchError = null;
     if (holder.isEmpty() && config.patroni().leaderKey().auto() && !leaderKeySeen) {
       // Never seen in this Consul: Patroni's DCS is probably elsewhere, so absence says nothing.
       dcsLeader = DcsLeader.UNWATCHED;
@@ -178,39 +223,41 @@ final class MonitorVerticle extends VerticleBase {
     leaderKeySeen = true;
     dcsLeader = DcsLeader.held(holder);
     log.info("[{}] leader key now names {}", board.health().node().orElse("?"), holder.orElse("no one"));
-    applyDcs();
     Optional<String> self = board.health().node();
-    if (self.isPresent() && holder.equals(self)) {
+    boolean toSelf = self.isPresent() && holder.equals(self);
+    applyDcs(!toSelf);
+    if (toSelf) {
       pollSoon(); // promotion under way here: publish it as soon as PostgreSQL is out of recovery
     }
   }
 
   /** Without the leader key the verdict rests on Patroni's answers; a pending request stays known. */
   private void onLeaderWatchFailure(String error) {
-    if (reportWatchFailure(error)) {
-      dcsLeader = DcsLeader.UNWATCHED;
-      applyDcs();
+    if (stopping) {
+      return;
     }
+    leaderWatchError = warnOnce(leaderWatchError, error);
+    dcsLeader = DcsLeader.UNWATCHED;
+    applyDcs(true);
   }
 
   /** Without the failover key a request can no longer be seen ending: forget it rather than hold it forever. */
   private void onFailoverWatchFailure(String error) {
-    if (reportWatchFailure(error)) {
-      failover = Optional.empty();
-      applyDcs();
+    if (stopping) {
+      return;
     }
+    failoverWatchError = warnOnce(failoverWatchError, error);
+    failover = Optional.empty();
+    applyDcs(true);
   }
 
-  private boolean reportWatchFailure(String error) {
-    if (stopping) {
-      return false;
-    }
-    if (!error.equals(watchError)) {
+  /** One WARN per watch for a run of the same error. */
+  private String warnOnce(String previous, String error) {
+    if (!error.equals(previous)) {
       log.warn("[{}] DCS key watch: {} (deciding from Patroni's answers alone meanwhile)",
           board.health().node().orElse("?"), error);
-      watchError = error;
     }
-    return true;
+    return error;
   }
 
   @Override
@@ -227,6 +274,9 @@ final class MonitorVerticle extends VerticleBase {
     }
     board.set(board.health().stopping("pgbeacon stopping"));
     patroni.close();
+    if (pgbouncer != null) {
+      pgbouncer.close();
+    }
     return registrar.stop();
   }
 }

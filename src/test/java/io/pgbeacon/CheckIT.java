@@ -3,21 +3,18 @@ package io.pgbeacon;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.sun.net.httpserver.HttpServer;
 import io.pgbeacon.agent.AgentServer;
 import io.pgbeacon.agent.ReplyPolicy;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.health.NodeHealth;
 import io.pgbeacon.health.Status;
 import io.pgbeacon.health.Verdict;
+import io.pgbeacon.support.RecordedPatroni;
 import io.vertx.core.Vertx;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -51,7 +48,7 @@ class CheckIT {
   int replicaPort;
   int anyViewPort;
   int closedPort;
-  HttpServer patroni;
+  RecordedPatroni patroni;
 
   /** One run of the command: its exit code and what it printed. */
   record Run(int exit, String out, String err) {
@@ -74,7 +71,7 @@ class CheckIT {
   @AfterEach
   void tearDown() throws Exception {
     if (patroni != null) {
-      patroni.stop(0);
+      patroni.close();
     }
     vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
   }
@@ -227,26 +224,8 @@ class CheckIT {
   }
 
   /** node2 of the recorded 4.1.5 lab: a streaming replica with no lag; /primary says 503 (no leader lock). */
-  private int fakePatroni() throws IOException {
-    byte[] status = recorded("replica.json");
-    byte[] cluster = recorded("cluster.json");
-    patroni = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 16);
-    patroni.createContext("/", exchange -> {
-      boolean primary = exchange.getRequestURI().getPath().equals("/primary");
-      byte[] body = primary ? status : cluster;
-      exchange.getResponseHeaders().add("Content-Type", "application/json");
-      exchange.sendResponseHeaders(primary ? 503 : 200, body.length);
-      try (OutputStream out = exchange.getResponseBody()) {
-        out.write(body);
-      }
-    });
-    patroni.start();
-    return patroni.getAddress().getPort();
-  }
-
-  private static byte[] recorded(String name) throws IOException {
-    try (InputStream in = CheckIT.class.getResourceAsStream("/patroni/4.1.5/" + name)) {
-      return in.readAllBytes();
-    }
+  private int fakePatroni() {
+    patroni = RecordedPatroni.start("4.1.5", "replica.json", false);
+    return java.net.URI.create(patroni.url()).getPort();
   }
 }

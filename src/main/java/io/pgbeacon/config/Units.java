@@ -12,6 +12,9 @@ public final class Units {
   // Patroni's units (case-sensitive, 1024-based), so that max-lag means what Patroni's ?lag= means.
   private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(B|kB|MB|GB|TB)?");
 
+  /** The longest duration accepted anywhere: {@code Integer.MAX_VALUE} milliseconds, about 24.8 days. */
+  static final Duration MAX_DURATION = Duration.ofMillis(Integer.MAX_VALUE);
+
   private Units() {}
 
   /** {@code "500ms"}, {@code "10s"}, {@code "1m"}, {@code "2h"}; throws with a readable message otherwise. */
@@ -20,13 +23,23 @@ public final class Units {
     if (!m.matches()) {
       throw new IllegalArgumentException("not a duration (use e.g. 500ms, 10s, 1m)");
     }
-    long n = Long.parseLong(m.group(1));
-    return switch (m.group(2)) {
-      case "ms" -> Duration.ofMillis(n);
-      case "s" -> Duration.ofSeconds(n);
-      case "m" -> Duration.ofMinutes(n);
-      default -> Duration.ofHours(n);
-    };
+    Duration d;
+    try {
+      long n = Long.parseLong(m.group(1));
+      d = switch (m.group(2)) {
+        case "ms" -> Duration.ofMillis(n);
+        case "s" -> Duration.ofSeconds(n);
+        case "m" -> Duration.ofMinutes(n);
+        default -> Duration.ofHours(n);
+      };
+    } catch (ArithmeticException e) { // (NumberFormatException, too many digits, is an IllegalArgumentException)
+      d = MAX_DURATION.plusMillis(1);
+    }
+    // Timeouts reach HTTP and socket APIs as int milliseconds: anything longer would wrap around to "no timeout".
+    if (d.compareTo(MAX_DURATION) > 0) {
+      throw new IllegalArgumentException("too long (at most 24 days)");
+    }
+    return d;
   }
 
   /** Bytes from {@code "16MB"}, {@code "1024kB"}, {@code "1048576"}; units as Patroni's ({@code kB MB GB TB}, ×1024). */

@@ -168,11 +168,15 @@ public final class ConsulRegistrar {
       Verdict verdict = health.view(view);
       Published was = before.get(view);
       String output = verdict.reason();
-      boolean shapeChanged = was == null || !want.sameShape(was.registration(), LAG_META)
-          || (refresh && !want.meta().equals(was.registration().meta()));
-      if (shapeChanged) {
+      boolean shapeChanged = was == null || !want.sameShape(was.registration(), LAG_META);
+      boolean lagChanged = !shapeChanged && refresh && !want.meta().equals(was.registration().meta());
+      if (shapeChanged || lagChanged) {
         agent.register(want);
-        log.info("[{}] registered {} ({}, tags {})", want.id(), want.name(), verdict.status().consul(), want.tags());
+        if (shapeChanged) {
+          log.info("[{}] registered {} ({}, tags {})", want.id(), want.name(), verdict.status().consul(), want.tags());
+        } else {
+          log.debug("[{}] re-registered for {} {}", want.id(), LAG_META, want.meta().get(LAG_META));
+        }
         push(want, verdict.status(), output);
       } else if (refresh || was.status() != verdict.status() || !was.output().equals(output)) {
         try {

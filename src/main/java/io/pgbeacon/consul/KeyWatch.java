@@ -63,20 +63,25 @@ public final class KeyWatch {
         return;
       }
       if (ar.failed()) {
-        onFailure.accept(ar.cause().getMessage());
         index = 0;
+        first = true; // the owner forgets what it knew on a failure: report the value again, changed or not
         retryTimer = vertx.setTimer(RETRY.toMillis(), id -> read());
+        onFailure.accept(ar.cause().getMessage());
         return;
       }
       ConsulAgent.KeyRead read = ar.result();
-      // Consul: an index that goes backwards (agent restart, snapshot restore) means start over.
-      index = read.index() < from ? 0 : read.index();
-      if (first || !read.value().equals(last)) {
-        first = false;
-        last = read.value();
-        onValue.accept(read.value());
+      // Consul's blocking-query rules: an index that goes backwards (agent restart, snapshot restore) means start
+      // over; an index below 1 would make every following read return at once, so wait on 1 instead.
+      index = read.index() < from ? 0 : Math.max(1, read.index());
+      try {
+        if (first || !read.value().equals(last)) {
+          first = false;
+          last = read.value();
+          onValue.accept(read.value());
+        }
+      } finally {
+        read(); // an owner's exception must not end the watch
       }
-      read();
     });
   }
 

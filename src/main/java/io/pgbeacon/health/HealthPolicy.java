@@ -19,6 +19,12 @@ public record HealthPolicy(Optional<String> node, String patroniHost, int patron
     Objects.requireNonNull(patroniHost, "patroniHost");
   }
 
+  /** The same policy for a node whose name is now known (learned from Patroni) unless one is configured. */
+  public HealthPolicy orNode(Optional<String> known) {
+    return node.isPresent() || known.isEmpty() ? this
+        : new HealthPolicy(known, patroniHost, patroniPort, maxLag, warnLag, pgbouncerRequired);
+  }
+
   public static HealthPolicy of(Config config) {
     var url = config.patroni().url();
     int port = url.getPort() > 0 ? url.getPort() : ("https".equals(url.getScheme()) ? 443 : 80);

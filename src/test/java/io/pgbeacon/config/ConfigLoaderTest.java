@@ -88,6 +88,17 @@ class ConfigLoaderTest {
   }
 
   @Test
+  void refusesADurationThatWouldOverflowWithOneMessageNamingTheKey() {
+    ConfigException e = assertThrows(ConfigException.class, () -> ConfigLoader.parse(
+        "poll: {interval: 9999999999999999h}\nconsul: {timeout: 600h}\n", ConfigLoader.Overrides.none(), Map.of()));
+    assertEquals(2, e.problems().size(), String.join("\n", e.problems()));
+    for (String key : List.of("poll.interval:", "consul.timeout:")) {
+      assertTrue(e.problems().stream().anyMatch(p -> p.startsWith(key) && p.contains("too long")),
+          key + " " + e.problems());
+    }
+  }
+
+  @Test
   void readsTheAgentVocabulary() throws Exception {
     Config c = ConfigLoader.parse("""
         agent:

@@ -33,6 +33,18 @@ class UnitsTest {
     assertThrows(IllegalArgumentException.class, () -> Units.parseSize(text));
   }
 
+  @ParameterizedTest
+  @ValueSource(strings = {"9999999999999999h", "99999999999999999999ms", "597h", "2147483648ms"})
+  void refusesDurationsTooLongForAnyTimeoutInsteadOfOverflowing(String text) {
+    assertThrows(IllegalArgumentException.class, () -> Units.parseDuration(text));
+  }
+
+  @Test
+  void acceptsDurationsUpToTwentyFourDays() {
+    assertEquals(Duration.ofMillis(Integer.MAX_VALUE), Units.parseDuration("2147483647ms"));
+    assertEquals(Duration.ofHours(596), Units.parseDuration("596h"));
+  }
+
   @Test
   void formatsForConsulAndHumans() {
     assertEquals("10s", Units.consulDuration(Duration.ofSeconds(10)));

@@ -48,6 +48,34 @@ public final class ConsulHttp {
     }
   }
 
+  /** PUT {@code value} at {@code key} in Consul's KV store, as Patroni writes its leader and failover keys. */
+  public void putKv(String key, String value) {
+    send("PUT", "/v1/kv/" + key, value);
+  }
+
+  public void deleteKv(String key) {
+    send("DELETE", "/v1/kv/" + key, "");
+  }
+
+  private void send(String method, String path, String body) {
+    try {
+      HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path)).timeout(Duration.ofSeconds(3))
+          .method(method, HttpRequest.BodyPublishers.ofString(body));
+      if (token != null) {
+        b.header("X-Consul-Token", token);
+      }
+      HttpResponse<String> r = client.send(b.build(), HttpResponse.BodyHandlers.ofString());
+      if (r.statusCode() != 200) {
+        throw new IllegalStateException("Consul " + method + " " + path + " → HTTP " + r.statusCode() + ": " + r.body());
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
   /** Node names (meta "node") of the passing instances of a service, as a load balancer would list them. */
   public List<String> passingNodes(String service) {
     List<String> nodes = new ArrayList<>();

@@ -1,0 +1,124 @@
+package io.pgbeacon;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.pgbeacon.config.ConfigLoader;
+import io.pgbeacon.health.Status;
+import io.pgbeacon.support.Await;
+import io.pgbeacon.support.ConsulDevAgent;
+import io.pgbeacon.support.ConsulHttp;
+import io.pgbeacon.support.FreePorts;
+import io.pgbeacon.support.RecordedPatroni;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The monitor's ordering rules, in-process: the real daemon (poller, verdict, registrar, key watches) against a
+ * real {@code consul agent -dev}, where the test writes Patroni's leader and failover keys itself, and node1 of the
+ * recorded Patroni 4.1.5 lab, which can be made to stop answering at a chosen moment.
+ */
+class MonitorIT {
+
+  private static final String SCOPE = "pgbeacon-lab"; // the recorded lab's
+  private static final String LEADER_KEY = "service/" + SCOPE + "/leader";
+  private static final String FAILOVER_KEY = "service/" + SCOPE + "/failover";
+  private static final String PRIMARY_CHECK = "service:patroni-primary-node1";
+  private static final Duration SOON = Duration.ofSeconds(10);
+
+  @TempDir static Path dir;
+  static ConsulDevAgent consul;
+  static ConsulHttp http;
+
+  RecordedPatroni patroni;
+  PgBeacon beacon;
+
+  @BeforeAll
+  static void startConsul() throws Exception {
+    consul = new ConsulDevAgent(dir, null).start();
+    http = new ConsulHttp(consul.address());
+  }
+
+  @AfterAll
+  static void stopConsul() {
+    consul.close();
+  }
+
+  @AfterEach
+  void tearDown() throws Exception {
+    if (beacon != null) {
+      beacon.stop().get(20, TimeUnit.SECONDS);
+    }
+    if (patroni != null) {
+      patroni.close();
+    }
+    http.deleteKv(FAILOVER_KEY);
+    http.deleteKv(LEADER_KEY);
+  }
+
+  @Test
+  void aClearedSwitchoverRequestDoesNotGrantThePrimaryFromAnAnswerReadBeforeIt() throws Exception {
+    patroni = RecordedPatroni.start("4.1.5", "primary.json", true);
+    http.putKv(LEADER_KEY, "node1");
+    beacon = start("patroni: {url: '" + patroni.url() + "', timeout: 4s}\n");
+    Await.until("node1 passing as primary", SOON, () -> http.checkStatus(PRIMARY_CHECK), "passing"::equals);
+
+    http.putKv(FAILOVER_KEY, "{\"leader\": \"node1\", \"member\": \"node2\"}");
+    Await.until("the primary withdrawn on the request, Patroni still answering as primary", SOON,
+        () -> http.check(PRIMARY_CHECK).path("Output").asText(), "switchover to node2 requested"::equals);
+    assertEquals("critical", http.checkStatus(PRIMARY_CHECK));
+
+    // Patroni stops answering, so the last answer pgbeacon has is from before the request. Then the request
+    // disappears (as when Patroni completes it): that stale answer must not make node1 primary again.
+    patroni.hang(true);
+    http.deleteKv(FAILOVER_KEY);
+    List<Status> seen = new ArrayList<>();
+    long until = System.nanoTime() + Duration.ofSeconds(2).toNanos(); // well inside patroni.timeout
+    while (System.nanoTime() < until) {
+      seen.add(beacon.health().primary().status());
+      Await.pause(Duration.ofMillis(20));
+    }
+    assertTrue(seen.stream().allMatch(Status.CRITICAL::equals), "primary view while Patroni hung: " + seen);
+    assertEquals("critical", http.checkStatus(PRIMARY_CHECK));
+
+    // A fresh answer, read after the request is gone, grants it again.
+    patroni.hang(false);
+    Await.until("node1 passing again on a fresh answer", SOON, () -> http.checkStatus(PRIMARY_CHECK),
+        "passing"::equals);
+  }
+
+  @Test
+  void aNodeNamedOnlyByPatroniIsStillWithdrawnInConsulWhenPatroniStopsAnswering() throws Exception {
+    patroni = RecordedPatroni.start("4.1.5", "primary.json", true);
+    // No `node:`: the name comes from Patroni's answer, and so is unknown to the verdict once Patroni is gone.
+    beacon = start("patroni: {url: '" + patroni.url() + "', timeout: 500ms, leader-key: 'off'}\n");
+    Await.until("node1 passing as primary", SOON, () -> http.checkStatus(PRIMARY_CHECK), "passing"::equals);
+
+    patroni.close(); // connection refused from now on
+    // The TTL is 30 s: only pgbeacon's own push can turn the check critical this soon.
+    Await.until("the primary check critical, long before its TTL", SOON,
+        () -> http.check(PRIMARY_CHECK).path("Output").asText(), o -> o.startsWith("Patroni unreachable"));
+    assertEquals("critical", http.checkStatus(PRIMARY_CHECK));
+
+    beacon.stop().get(20, TimeUnit.SECONDS);
+    assertEquals("pgbeacon stopped", http.check(PRIMARY_CHECK).path("Output").asText());
+  }
+
+  private PgBeacon start(String patroniYaml) throws Exception {
+    String yaml = patroniYaml
+        + "consul: {address: 'http://" + consul.address() + "', ttl: 30s}\n"
+        + "agent: {listen: [{address: 127.0.0.1, port: " + FreePorts.next() + ", view: primary}]}\n";
+    PgBeacon b = new PgBeacon(ConfigLoader.parse(yaml, ConfigLoader.Overrides.none(), Map.of()), "test");
+    b.start().toCompletionStage().toCompletableFuture().get(20, TimeUnit.SECONDS);
+    return b;
+  }
+}
