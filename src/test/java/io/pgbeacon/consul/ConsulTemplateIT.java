@@ -11,6 +11,7 @@ import io.pgbeacon.support.Await;
 import io.pgbeacon.support.Components;
 import io.pgbeacon.support.ConsulTemplate;
 import io.pgbeacon.support.ConsulDevAgent;
+import io.pgbeacon.support.ConsulHttp;
 import io.pgbeacon.support.FreePorts;
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -23,11 +24,7 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.SocketException;
 import java.net.StandardProtocolFamily;
-import java.net.URI;
 import java.net.UnixDomainSocketAddress;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
@@ -75,7 +72,6 @@ class ConsulTemplateIT {
   @TempDir static Path dir;
   static ConsulDevAgent consul;
   static final ObjectMapper JSON = new ObjectMapper();
-  static final HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
   static final Map<String, NodeStandIn> nodes = new LinkedHashMap<>();
   /** consul-template's working directory: the template, its render, the live haproxy.cfg. */
   static Path work;
@@ -258,20 +254,7 @@ class ConsulTemplateIT {
 
   /** A write with the management token; the answer's body. */
   private static String put(String path, String body) {
-    try {
-      HttpResponse<String> r = client.send(HttpRequest.newBuilder(URI.create("http://" + consul.address() + path))
-          .timeout(Duration.ofSeconds(3)).header("X-Consul-Token", MANAGEMENT_TOKEN)
-          .PUT(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
-      if (r.statusCode() != 200) {
-        throw new AssertionError("Consul PUT " + path + " → HTTP " + r.statusCode() + ": " + r.body());
-      }
-      return r.body();
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException(e);
-    }
+    return new ConsulHttp(consul.address(), MANAGEMENT_TOKEN).put(path, body);
   }
 
   // --- HAProxy, as an operator sees it ---

@@ -31,36 +31,31 @@ public final class ConsulHttp {
 
   public JsonNode get(String path) {
     try {
-      HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path)).timeout(Duration.ofSeconds(3));
-      if (token != null) {
-        b.header("X-Consul-Token", token);
-      }
-      HttpResponse<String> r = client.send(b.build(), HttpResponse.BodyHandlers.ofString());
-      if (r.statusCode() != 200) {
-        throw new IllegalStateException("Consul " + path + " → HTTP " + r.statusCode() + ": " + r.body());
-      }
-      return JSON.readTree(r.body());
+      return JSON.readTree(request("GET", path, ""));
     } catch (IOException e) {
       throw new UncheckedIOException(e);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException(e);
     }
   }
 
   /** PUT {@code value} at {@code key} in Consul's KV store, as Patroni writes its leader and failover keys. */
   public void putKv(String key, String value) {
-    send("PUT", "/v1/kv/" + key, value);
+    put("/v1/kv/" + key, value);
   }
 
   public void deleteKv(String key) {
-    send("DELETE", "/v1/kv/" + key, "");
+    request("DELETE", "/v1/kv/" + key, "");
   }
 
-  private void send(String method, String path, String body) {
+  /** A PUT to any endpoint (register, ACL, KV); the answer's body. */
+  public String put(String path, String body) {
+    return request("PUT", path, body);
+  }
+
+  /** One call with the token, if any; the body of a 200, else an exception naming the call. */
+  private String request(String method, String path, String body) {
     try {
       HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path)).timeout(Duration.ofSeconds(3))
-          .method(method, HttpRequest.BodyPublishers.ofString(body));
+          .method(method, body.isEmpty() ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
       if (token != null) {
         b.header("X-Consul-Token", token);
       }
@@ -68,6 +63,7 @@ public final class ConsulHttp {
       if (r.statusCode() != 200) {
         throw new IllegalStateException("Consul " + method + " " + path + " → HTTP " + r.statusCode() + ": " + r.body());
       }
+      return r.body();
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     } catch (InterruptedException e) {
