@@ -11,6 +11,7 @@ import io.pgbeacon.health.NodeHealth;
 import io.pgbeacon.patroni.FailoverRequest;
 import io.pgbeacon.patroni.PatroniClient;
 import io.pgbeacon.patroni.PatroniReading;
+import io.pgbeacon.patroni.Role;
 import io.pgbeacon.pgbouncer.PgBouncerProbe;
 import io.pgbeacon.pgbouncer.PgBouncerStatus;
 import io.vertx.core.Future;
@@ -26,7 +27,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Everything here runs on this verticle's event loop. The next poll is scheduled when the current one ends,
  * so polls never overlap; both probes have deadlines. After an outcome change, or when the leader key moves to
- * this node, it polls faster for a short while, so a promotion is published within a fraction of a second. When
+ * this node, it polls faster for a short while (faster still while PostgreSQL is being promoted), so a promotion
+ * is published within a fraction of a second. When
  * the leader key leaves this node, or a switchover away from it is requested, the verdict is recomputed at once
  * from the last readings: the primary is withdrawn without waiting for a poll.
  *
@@ -38,6 +40,8 @@ final class MonitorVerticle extends VerticleBase {
 
   private static final Logger log = LoggerFactory.getLogger(MonitorVerticle.class);
   private static final Duration FAST_INTERVAL = Duration.ofMillis(100);
+  /** While Patroni holds the lock and PostgreSQL is still leaving recovery: the end of it is the news. */
+  private static final Duration PROMOTING_INTERVAL = Duration.ofMillis(25);
   private static final Duration FAST_WINDOW = Duration.ofSeconds(3);
   private static final Duration WATCH_WAIT = Duration.ofSeconds(20);
 
@@ -112,10 +116,16 @@ final class MonitorVerticle extends VerticleBase {
         // The loop's boundary: a bug in one tick must not end the polling.
         log.error("poll failed unexpectedly", e);
       } finally {
-        Duration next = System.nanoTime() < fastUntil ? FAST_INTERVAL : config.pollInterval();
+        Duration next = System.nanoTime() >= fastUntil ? config.pollInterval()
+            : promoting() ? PROMOTING_INTERVAL : FAST_INTERVAL;
         timer = vertx.setTimer(Math.max(1, next.toMillis()), id -> tick());
       }
     });
+  }
+
+  private boolean promoting() {
+    return lastReading instanceof PatroniReading.Observed o && o.status().role() == Role.REPLICA
+        && o.status().holdsLeaderLock();
   }
 
   /** Polls at once if idle; a poll in flight is followed by fast polling instead. */
@@ -183,19 +193,32 @@ final class MonitorVerticle extends VerticleBase {
       return;
     }
     failoverWatchError = null;
+    boolean awayBefore = dcsLeader.switchingAwayFrom(self());
     failover = FailoverRequest.parse(value).filter(r -> !r.scheduled());
     failover.ifPresent(r -> log.info("[{}] Patroni was asked to move the leadership from {} to {}",
         board.health().node().orElse("?"), r.leader().orElse("the leader"), r.candidate().orElse("any member")));
-    applyDcs(true);
+    foldRequest();
+    // Only a request away from this node, made or cleared, can make an answer read before it stale here; the
+    // candidate's own promotion is not held up when the request towards it is cleared.
+    redecide(awayBefore || dcsLeader.switchingAwayFrom(self()));
+  }
+
+  private Optional<String> self() {
+    return policy.orNode(learnedNode).node();
+  }
+
+  /** Folds the pending request into what the leader watch knows. */
+  private void foldRequest() {
+    Optional<String> from = failover.flatMap(r -> r.leader().or(dcsLeader::holder));
+    dcsLeader = dcsLeader.withSwitchover(from, failover.flatMap(FailoverRequest::candidate));
   }
 
   /**
-   * Folds the pending request into what the watches know and decides again at once — to withdraw only: when the
-   * change would raise the primary view instead, a fresh poll decides.
+   * Decides again at once after a DCS event — to withdraw only: when the change would raise the primary view
+   * instead, a fresh poll decides. {@code canWithdraw}: the event may mean this node should not lead, so polls
+   * begun before it may not raise the primary view either.
    */
-  private void applyDcs(boolean canWithdraw) {
-    Optional<String> from = failover.flatMap(r -> r.leader().or(dcsLeader::holder));
-    dcsLeader = dcsLeader.withSwitchover(from, failover.flatMap(FailoverRequest::candidate));
+  private void redecide(boolean canWithdraw) {
     if (canWithdraw) {
       dcsChangedAt = System.nanoTime();
     }
@@ -223,9 +246,9 @@ final class MonitorVerticle extends VerticleBase {
     leaderKeySeen = true;
     dcsLeader = DcsLeader.held(holder);
     log.info("[{}] leader key now names {}", board.health().node().orElse("?"), holder.orElse("no one"));
-    Optional<String> self = board.health().node();
-    boolean toSelf = self.isPresent() && holder.equals(self);
-    applyDcs(!toSelf);
+    boolean toSelf = self().isPresent() && holder.equals(self());
+    foldRequest();
+    redecide(!toSelf);
     if (toSelf) {
       pollSoon(); // promotion under way here: publish it as soon as PostgreSQL is out of recovery
     }
@@ -238,7 +261,8 @@ final class MonitorVerticle extends VerticleBase {
     }
     leaderWatchError = warnOnce(leaderWatchError, error);
     dcsLeader = DcsLeader.UNWATCHED;
-    applyDcs(true);
+    foldRequest();
+    redecide(true);
   }
 
   /** Without the failover key a request can no longer be seen ending: forget it rather than hold it forever. */
@@ -248,7 +272,8 @@ final class MonitorVerticle extends VerticleBase {
     }
     failoverWatchError = warnOnce(failoverWatchError, error);
     failover = Optional.empty();
-    applyDcs(true);
+    foldRequest();
+    redecide(true);
   }
 
   /** One WARN per watch for a run of the same error. */

@@ -41,7 +41,7 @@ public record DcsLeader(boolean watched, Optional<String> holder, Optional<Strin
   }
 
   /** True when a switchover away from {@code node} has been asked for: the primary is about to stop. */
-  boolean switchingAwayFrom(Optional<String> node) {
+  public boolean switchingAwayFrom(Optional<String> node) {
     return node.isPresent() && switchoverFrom.equals(node) && !switchoverTo.equals(node);
   }
 }
