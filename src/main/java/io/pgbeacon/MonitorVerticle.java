@@ -22,19 +22,26 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Polls Patroni and PgBouncer, watches Patroni's leader key, turns what it knows into one verdict, and hands it
- * to the board (agent ports) and the Consul registrar.
+ * Polls Patroni and PgBouncer, watches Patroni's leader and failover keys, turns what it knows into one verdict,
+ * and hands it to the board (agent ports) and the Consul registrar.
  *
  * <p>Everything here runs on this verticle's event loop. The next poll is scheduled when the current one ends,
  * so polls never overlap; both probes have deadlines. After an outcome change, or when the leader key moves to
  * this node, it polls faster for a short while (faster still while PostgreSQL is being promoted), so a promotion
- * is published within a fraction of a second. When
- * the leader key leaves this node, or a switchover away from it is requested, the verdict is recomputed at once
- * from the last readings: the primary is withdrawn without waiting for a poll.
+ * is published within a fraction of a second. When the leader key leaves this node, or a switchover away from it
+ * is requested, the verdict is recomputed at once from the last readings: the primary is withdrawn without
+ * waiting for a poll.
  *
- * <p>The DCS watches can only withdraw. A watch event whose re-decision would raise the primary view (a request
- * cleared, a watch failed) is not published; a fresh poll decides instead. And a poll whose reading began before
- * the last such event may not raise the primary view either: Patroni's answer may predate the switchover.
+ * <p>The DCS watches can only withdraw the primary, never grant it:
+ * <ul>
+ *   <li>a watch event whose re-decision would raise the primary view (a request cleared) is not published; a
+ *       fresh poll decides instead;
+ *   <li>a poll that began before an event that can withdraw may not raise the primary view: Patroni's answer may
+ *       predate the switchover;
+ *   <li>a failing watch changes nothing it knew: a leader key naming another node, or a pending request, stays in
+ *       force until a successful read says otherwise;
+ *   <li>until both watches have answered once (or {@code consul.timeout} has passed), the primary is not granted.
+ * </ul>
  */
 final class MonitorVerticle extends VerticleBase {
 
@@ -42,6 +49,7 @@ final class MonitorVerticle extends VerticleBase {
   private static final Duration FAST_INTERVAL = Duration.ofMillis(100);
   /** While Patroni holds the lock and PostgreSQL is still leaving recovery: the end of it is the news. */
   private static final Duration PROMOTING_INTERVAL = Duration.ofMillis(25);
+  private static final Duration PROMOTING_LIMIT = Duration.ofSeconds(30);
   private static final Duration FAST_WINDOW = Duration.ofSeconds(3);
   private static final Duration WATCH_WAIT = Duration.ofSeconds(20);
 
@@ -59,10 +67,13 @@ final class MonitorVerticle extends VerticleBase {
   private Optional<FailoverRequest> failover = Optional.empty();
   private DcsLeader dcsLeader = DcsLeader.UNWATCHED;
   private boolean leaderKeySeen;
+  private boolean leaderAnswered;
+  private boolean failoverAnswered;
+  private long watchesStartedAt;
   private String leaderWatchError;
   private String failoverWatchError;
-  /** System.nanoTime() of the last DCS event that could withdraw the primary: older readings may not grant it. */
-  private long dcsChangedAt = Long.MIN_VALUE;
+  /** System.nanoTime() of the last DCS event that can withdraw the primary: polls begun earlier may not grant it. */
+  private long dcsChangedAt;
   /** Patroni's name for this node once seen: kept while Patroni is unreachable, so Consul is still told. */
   private Optional<String> learnedNode = Optional.empty();
   private boolean warnedNameUnknown;
@@ -70,6 +81,7 @@ final class MonitorVerticle extends VerticleBase {
   private PgBouncerStatus lastBouncer;
   private long timer = -1;
   private long fastUntil;
+  private long promotingSince = -1;
   private boolean first = true;
   private boolean stopping;
 
@@ -83,6 +95,7 @@ final class MonitorVerticle extends VerticleBase {
 
   @Override
   public Future<?> start() {
+    dcsChangedAt = fastUntil = System.nanoTime();
     patroni = new PatroniClient(vertx, config.patroni());
     pgbouncer = config.pgbouncer().map(c -> new PgBouncerProbe(vertx, c)).orElse(null);
     registrar = new ConsulRegistrar(vertx, consul, config, version);
@@ -102,30 +115,44 @@ final class MonitorVerticle extends VerticleBase {
       if (stopping) {
         return;
       }
+      boolean askAgain = false;
       try {
         lastReading = patroniReading.result();
         lastBouncer = bouncer.result();
+        startWatchOnce();
         NodeHealth health = evaluate();
-        if (started < dcsChangedAt && raisesPrimary(health)) {
-          pollSoon(); // this answer may predate the switchover the watch just saw: ask again
+        if (raisesPrimary(health) && !watchesAnswered()) {
+          // hold the grant until the watches have said what they know; their first answer polls again
+        } else if (raisesPrimary(health) && started - dcsChangedAt < 0) {
+          askAgain = true; // this answer may predate the switchover a watch has just seen
         } else {
           publish(health);
         }
-        startWatchOnce();
       } catch (RuntimeException e) {
         // The loop's boundary: a bug in one tick must not end the polling.
         log.error("poll failed unexpectedly", e);
       } finally {
-        Duration next = System.nanoTime() >= fastUntil ? config.pollInterval()
-            : promoting() ? PROMOTING_INTERVAL : FAST_INTERVAL;
-        timer = vertx.setTimer(Math.max(1, next.toMillis()), id -> tick());
+        long next = askAgain ? 1 : Math.max(1, nextInterval().toMillis());
+        timer = vertx.setTimer(next, id -> tick());
       }
     });
   }
 
-  private boolean promoting() {
-    return lastReading instanceof PatroniReading.Observed o && o.status().role() == Role.REPLICA
+  private Duration nextInterval() {
+    long now = System.nanoTime();
+    boolean promoting = lastReading instanceof PatroniReading.Observed o && o.status().role() == Role.REPLICA
         && o.status().holdsLeaderLock();
+    if (!promoting) {
+      promotingSince = -1;
+    } else {
+      if (promotingSince < 0) {
+        promotingSince = now;
+      }
+      if (now - promotingSince < PROMOTING_LIMIT.toNanos()) {
+        return PROMOTING_INTERVAL;
+      }
+    }
+    return fastUntil - now > 0 ? FAST_INTERVAL : config.pollInterval();
   }
 
   /** Polls at once if idle; a poll in flight is followed by fast polling instead. */
@@ -137,12 +164,25 @@ final class MonitorVerticle extends VerticleBase {
   }
 
   private NodeHealth evaluate() {
-    return HealthEvaluator.evaluate(lastReading, lastBouncer, dcsLeader, policy.orNode(learnedNode));
+    NodeHealth health = HealthEvaluator.evaluate(lastReading, lastBouncer, dcsLeader, policy);
+    // The name Patroni gave before, only when this reading names no one (Patroni unreachable): a renamed member
+    // or a lookup that now finds another name wins.
+    return health.node().isPresent() || learnedNode.isEmpty() ? health
+        : HealthEvaluator.evaluate(lastReading, lastBouncer, dcsLeader, policy.orNode(learnedNode));
   }
 
   /** Whether {@code health} has a better primary view than the one published. */
   private boolean raisesPrimary(NodeHealth health) {
     return health.primary().status().compareTo(board.health().primary().status()) < 0;
+  }
+
+  private boolean watchesAnswered() {
+    return (watch == null || leaderAnswered) && (failoverWatch == null || failoverAnswered)
+        || System.nanoTime() - watchesStartedAt > config.consul().timeout().toNanos();
+  }
+
+  private Optional<String> self() {
+    return policy.node().or(() -> learnedNode);
   }
 
   private void publish(NodeHealth health) {
@@ -168,7 +208,7 @@ final class MonitorVerticle extends VerticleBase {
     }
   }
 
-  /** The leader key is known once Patroni has told us its scope. */
+  /** The keys are known once Patroni has told us its scope. */
   private void startWatchOnce() {
     if (watch != null || !(lastReading instanceof PatroniReading.Observed observed)) {
       return;
@@ -178,6 +218,7 @@ final class MonitorVerticle extends VerticleBase {
     if (key.isEmpty()) {
       return;
     }
+    watchesStartedAt = System.nanoTime();
     watch = new KeyWatch(vertx, consul, key.get(), WATCH_WAIT, this::onLeaderKey, this::onLeaderWatchFailure);
     watch.start();
     scope.flatMap(config.patroni().leaderKey()::resolveFailover).ifPresent(failoverKey -> {
@@ -197,20 +238,56 @@ final class MonitorVerticle extends VerticleBase {
     failover = FailoverRequest.parse(value).filter(r -> !r.scheduled());
     failover.ifPresent(r -> log.info("[{}] Patroni was asked to move the leadership from {} to {}",
         board.health().node().orElse("?"), r.leader().orElse("the leader"), r.candidate().orElse("any member")));
-    foldRequest();
+    dcsLeader = dcsLeader.withRequest(failover);
     // Only a request away from this node, made or cleared, can make an answer read before it stale here; the
     // candidate's own promotion is not held up when the request towards it is cleared.
     redecide(awayBefore || dcsLeader.switchingAwayFrom(self()));
+    failoverAnswered = answered(failoverAnswered);
   }
 
-  private Optional<String> self() {
-    return policy.orNode(learnedNode).node();
+  private void onLeaderKey(Optional<String> holder) {
+    if (stopping) {
+      return;
+    }
+    leaderWatchError = null;
+    if (holder.isEmpty() && config.patroni().leaderKey().auto() && !leaderKeySeen) {
+      // Never seen in this Consul: Patroni's DCS is probably elsewhere, so absence says nothing.
+      dcsLeader = DcsLeader.UNWATCHED.withRequest(failover);
+      leaderAnswered = answered(leaderAnswered);
+      return;
+    }
+    leaderKeySeen = true;
+    dcsLeader = DcsLeader.held(holder).withRequest(failover);
+    log.info("[{}] leader key now names {}", board.health().node().orElse("?"), holder.orElse("no one"));
+    boolean toSelf = self().isPresent() && holder.equals(self());
+    redecide(!toSelf);
+    if (toSelf) {
+      pollSoon(); // promotion under way here: publish it as soon as PostgreSQL is out of recovery
+    }
+    leaderAnswered = answered(leaderAnswered);
   }
 
-  /** Folds the pending request into what the leader watch knows. */
-  private void foldRequest() {
-    Optional<String> from = failover.flatMap(r -> r.leader().or(dcsLeader::holder));
-    dcsLeader = dcsLeader.withSwitchover(from, failover.flatMap(FailoverRequest::candidate));
+  /** A failure lifts nothing the watch knew (KeyWatch reports the value again once it reads again). */
+  private void onLeaderWatchFailure(String error) {
+    if (!stopping) {
+      leaderWatchError = warnOnce(leaderWatchError, error);
+      leaderAnswered = answered(leaderAnswered);
+    }
+  }
+
+  private void onFailoverWatchFailure(String error) {
+    if (!stopping) {
+      failoverWatchError = warnOnce(failoverWatchError, error);
+      failoverAnswered = answered(failoverAnswered);
+    }
+  }
+
+  /** A watch's first answer (value or failure) may be what a held-back grant waits for: poll again then. */
+  private boolean answered(boolean before) {
+    if (!before) {
+      pollSoon();
+    }
+    return true;
   }
 
   /**
@@ -233,53 +310,10 @@ final class MonitorVerticle extends VerticleBase {
     }
   }
 
-  private void onLeaderKey(Optional<String> holder) {
-    if (stopping) {
-      return;
-    }
-    leaderWatchError = null;
-    if (holder.isEmpty() && config.patroni().leaderKey().auto() && !leaderKeySeen) {
-      // Never seen in this Consul: Patroni's DCS is probably elsewhere, so absence says nothing.
-      dcsLeader = DcsLeader.UNWATCHED;
-      return;
-    }
-    leaderKeySeen = true;
-    dcsLeader = DcsLeader.held(holder);
-    log.info("[{}] leader key now names {}", board.health().node().orElse("?"), holder.orElse("no one"));
-    boolean toSelf = self().isPresent() && holder.equals(self());
-    foldRequest();
-    redecide(!toSelf);
-    if (toSelf) {
-      pollSoon(); // promotion under way here: publish it as soon as PostgreSQL is out of recovery
-    }
-  }
-
-  /** Without the leader key the verdict rests on Patroni's answers; a pending request stays known. */
-  private void onLeaderWatchFailure(String error) {
-    if (stopping) {
-      return;
-    }
-    leaderWatchError = warnOnce(leaderWatchError, error);
-    dcsLeader = DcsLeader.UNWATCHED;
-    foldRequest();
-    redecide(true);
-  }
-
-  /** Without the failover key a request can no longer be seen ending: forget it rather than hold it forever. */
-  private void onFailoverWatchFailure(String error) {
-    if (stopping) {
-      return;
-    }
-    failoverWatchError = warnOnce(failoverWatchError, error);
-    failover = Optional.empty();
-    foldRequest();
-    redecide(true);
-  }
-
   /** One WARN per watch for a run of the same error. */
   private String warnOnce(String previous, String error) {
     if (!error.equals(previous)) {
-      log.warn("[{}] DCS key watch: {} (deciding from Patroni's answers alone meanwhile)",
+      log.warn("[{}] DCS key watch: {} (keeping what it last saw until it reads again)",
           board.health().node().orElse("?"), error);
     }
     return error;

@@ -113,9 +113,42 @@ class MonitorIT {
     assertEquals("pgbeacon stopped", http.check(PRIMARY_CHECK).path("Output").asText());
   }
 
+  @Test
+  void aFailingLeaderWatchDoesNotLiftWhatItLastSaw(@TempDir Path own) throws Exception {
+    // Its own Consul agent, to be stopped: the watch then fails every second while Patroni, which still believes it
+    // holds the lock (it does until its ttl runs out), keeps answering as primary with the DCS view unchanged.
+    ConsulDevAgent local = new ConsulDevAgent(own, null).start();
+    try {
+      ConsulHttp localHttp = new ConsulHttp(local.address());
+      patroni = RecordedPatroni.start("4.1.5", "primary.json", true);
+      localHttp.putKv(LEADER_KEY, "node1");
+      beacon = start("patroni: {url: '" + patroni.url() + "'}\n", local.address());
+      Await.until("node1 passing as primary", SOON, () -> beacon.health().primary().status(), Status.PASSING::equals);
+
+      localHttp.putKv(LEADER_KEY, "node2");
+      Await.until("node1 withdrawn: the key names node2", SOON, () -> beacon.health().primary().reason(),
+          "leader key names node2, not node1"::equals);
+
+      local.stop(); // every read of the watch fails from now on
+      List<Status> seen = new ArrayList<>();
+      long until = System.nanoTime() + Duration.ofSeconds(3).toNanos(); // several failed reads (one a second)
+      while (System.nanoTime() < until) {
+        seen.add(beacon.health().primary().status());
+        Await.pause(Duration.ofMillis(20));
+      }
+      assertTrue(seen.stream().allMatch(Status.CRITICAL::equals), "primary view while the watch failed: " + seen);
+    } finally {
+      local.close();
+    }
+  }
+
   private PgBeacon start(String patroniYaml) throws Exception {
+    return start(patroniYaml, consul.address());
+  }
+
+  private PgBeacon start(String patroniYaml, String consulAddress) throws Exception {
     String yaml = patroniYaml
-        + "consul: {address: 'http://" + consul.address() + "', ttl: 30s}\n"
+        + "consul: {address: 'http://" + consulAddress + "', ttl: 30s}\n"
         + "agent: {listen: [{address: 127.0.0.1, port: " + FreePorts.next() + ", view: primary}]}\n";
     PgBeacon b = new PgBeacon(ConfigLoader.parse(yaml, ConfigLoader.Overrides.none(), Map.of()), "test");
     b.start().toCompletionStage().toCompletableFuture().get(20, TimeUnit.SECONDS);

@@ -1,38 +1,34 @@
 package io.pgbeacon.health;
 
+import io.pgbeacon.patroni.FailoverRequest;
 import java.util.Objects;
 import java.util.Optional;
 
 /**
  * What pgbeacon's own watch of Patroni's DCS keys last saw: who holds the leader key, and whether a switchover
- * away from a node has been requested (Patroni's failover key).
+ * or failover has been requested (Patroni's failover key).
  *
- * @param watched false when there is nothing to go by (watch off, not started, failing, or the key was never
- *     seen): the verdict then rests on Patroni's answers alone
+ * @param watched false when there is nothing to go by (watch off, not started, or the key was never seen): the
+ *     verdict then rests on Patroni's answers alone
  * @param holder the member named by the leader key; empty when the key is absent (no leader)
- * @param switchoverFrom the member a requested switchover or failover takes the leadership away from; empty
- *     when none is pending (or it is scheduled for later)
- * @param switchoverTo the requested candidate, if named
+ * @param request the pending, unscheduled request, if any
  */
-public record DcsLeader(boolean watched, Optional<String> holder, Optional<String> switchoverFrom,
-    Optional<String> switchoverTo) {
+public record DcsLeader(boolean watched, Optional<String> holder, Optional<FailoverRequest> request) {
 
-  public static final DcsLeader UNWATCHED =
-      new DcsLeader(false, Optional.empty(), Optional.empty(), Optional.empty());
+  public static final DcsLeader UNWATCHED = new DcsLeader(false, Optional.empty(), Optional.empty());
 
   public DcsLeader {
     Objects.requireNonNull(holder, "holder");
-    Objects.requireNonNull(switchoverFrom, "switchoverFrom");
-    Objects.requireNonNull(switchoverTo, "switchoverTo");
+    Objects.requireNonNull(request, "request");
   }
 
   public static DcsLeader held(Optional<String> holder) {
-    return new DcsLeader(true, holder, Optional.empty(), Optional.empty());
+    return new DcsLeader(true, holder, Optional.empty());
   }
 
-  /** The same leader, with a switchover from {@code from} to {@code to} pending (both empty: none). */
-  public DcsLeader withSwitchover(Optional<String> from, Optional<String> to) {
-    return new DcsLeader(watched, holder, from, to);
+  /** The same leader key, with {@code request} pending (empty: none). */
+  public DcsLeader withRequest(Optional<FailoverRequest> request) {
+    return new DcsLeader(watched, holder, request);
   }
 
   /** True when the watch positively says someone else, or no one, holds the key. */
@@ -40,8 +36,19 @@ public record DcsLeader(boolean watched, Optional<String> holder, Optional<Strin
     return watched && (holder.isEmpty() || node.isEmpty() || !holder.equals(node));
   }
 
-  /** True when a switchover away from {@code node} has been asked for: the primary is about to stop. */
+  /**
+   * True when the pending request takes the leadership away from {@code node}: it names {@code node} as the
+   * leader to leave, or names no leader (a failover, from whoever leads), and {@code node} is not its candidate.
+   */
   public boolean switchingAwayFrom(Optional<String> node) {
-    return node.isPresent() && switchoverFrom.equals(node) && !switchoverTo.equals(node);
+    return node.isPresent() && request.isPresent()
+        && request.get().leader().map(node.get()::equals).orElse(true)
+        && !request.get().candidate().equals(node);
+  }
+
+  /** How the verdict names the pending request: "switchover to node2", "failover to node2", … */
+  String requestText() {
+    FailoverRequest r = request.orElseThrow();
+    return (r.leader().isPresent() ? "switchover" : "failover") + " to " + r.candidate().orElse("another member");
   }
 }

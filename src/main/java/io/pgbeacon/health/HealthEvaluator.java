@@ -84,7 +84,7 @@ public final class HealthEvaluator {
     }
     if (dcsLeader.switchingAwayFrom(node)) {
       // Withdrawn before Patroni starts demoting: no moment with a stopping primary still advertised.
-      return Verdict.critical("switchover to " + dcsLeader.switchoverTo().orElse("another member") + " requested");
+      return Verdict.critical(dcsLeader.requestText() + " requested");
     }
     if (dcsLeader.deniesLeadershipOf(node)) {
       return Verdict.critical("leader key names " + dcsLeader.holder().orElse("no one") + ", not "

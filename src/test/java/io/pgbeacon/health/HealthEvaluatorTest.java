@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.pgbeacon.patroni.ClusterView;
+import io.pgbeacon.patroni.FailoverRequest;
 import io.pgbeacon.patroni.ClusterView.Member;
 import io.pgbeacon.patroni.PatroniReading;
 import io.pgbeacon.patroni.PatroniStatus;
@@ -130,16 +131,36 @@ class HealthEvaluatorTest {
   @Test
   void aRequestedSwitchoverWithdrawsThePrimaryBeforePatroniDemotesIt() {
     DcsLeader here = DcsLeader.held(Optional.of("node1"));
-    NodeHealth away = HealthEvaluator.evaluate(leader(), BOUNCER_OK,
-        here.withSwitchover(Optional.of("node1"), Optional.of("node2")), POLICY);
+    NodeHealth away = HealthEvaluator.evaluate(leader(), BOUNCER_OK, here.withRequest(request("node1", "node2")),
+        POLICY);
     assertEquals(CRITICAL, away.primary().status());
     assertEquals("switchover to node2 requested", away.primary().reason());
     assertEquals(PASSING, HealthEvaluator.evaluate(leader(), BOUNCER_OK,
-        here.withSwitchover(Optional.of("node3"), Optional.of("node2")), POLICY).primary().status(),
+        here.withRequest(request("node3", "node2")), POLICY).primary().status(),
         "a request about another member changes nothing here");
     assertEquals(PASSING, HealthEvaluator.evaluate(leader(), BOUNCER_OK,
-        here.withSwitchover(Optional.of("node1"), Optional.of("node1")), POLICY).primary().status(),
+        here.withRequest(request("node1", "node1")), POLICY).primary().status(),
         "a request to stay where it is changes nothing");
+  }
+
+  @Test
+  void aFailoverNamingOnlyTheCandidateWithdrawsWhoeverLeads() {
+    // `patronictl failover --candidate node2` (Patroni 3.2+) writes no leader: it moves the leadership from
+    // whoever holds it, whether or not pgbeacon has seen the leader key yet.
+    Optional<FailoverRequest> toNode2 = Optional.of(new FailoverRequest(Optional.empty(), Optional.of("node2"), false));
+    for (DcsLeader known : List.of(DcsLeader.held(Optional.of("node1")), DcsLeader.UNWATCHED)) {
+      NodeHealth away = HealthEvaluator.evaluate(leader(), BOUNCER_OK, known.withRequest(toNode2), POLICY);
+      assertEquals(CRITICAL, away.primary().status(), known.toString());
+      assertEquals("failover to node2 requested", away.primary().reason());
+    }
+    Optional<FailoverRequest> toNode1 = Optional.of(new FailoverRequest(Optional.empty(), Optional.of("node1"), false));
+    assertEquals(PASSING, HealthEvaluator.evaluate(leader(), BOUNCER_OK,
+        DcsLeader.held(Optional.of("node1")).withRequest(toNode1), POLICY).primary().status(),
+        "the candidate itself is not withdrawn");
+  }
+
+  private static Optional<FailoverRequest> request(String leader, String candidate) {
+    return Optional.of(new FailoverRequest(Optional.of(leader), Optional.of(candidate), false));
   }
 
   @Test
