@@ -121,12 +121,12 @@ final class MonitorVerticle extends VerticleBase {
         lastBouncer = bouncer.result();
         startWatchOnce();
         NodeHealth health = evaluate();
-        if (raisesPrimary(health) && !watchesAnswered()) {
-          // hold the grant until the watches have said what they know; their first answer polls again
-        } else if (raisesPrimary(health) && started - dcsChangedAt < 0) {
-          askAgain = true; // this answer may predate the switchover a watch has just seen
-        } else {
+        if (!raisesPrimary(health) || mayGrant(started)) {
           publish(health);
+        } else {
+          // Held back. An answer older than the last withdrawing DCS event may predate the switchover: ask again at
+          // once. Watches that have not answered yet will poll again themselves when they do.
+          askAgain = started - dcsChangedAt < 0;
         }
       } catch (RuntimeException e) {
         // The loop's boundary: a bug in one tick must not end the polling.
@@ -176,9 +176,14 @@ final class MonitorVerticle extends VerticleBase {
     return health.primary().status().compareTo(board.health().primary().status()) < 0;
   }
 
-  private boolean watchesAnswered() {
-    return (watch == null || leaderAnswered) && (failoverWatch == null || failoverAnswered)
+  /**
+   * Whether a poll begun at {@code started} may raise the primary view: it began after the last DCS event that can
+   * withdraw, and both watches have answered since they started (or {@code consul.timeout} has passed).
+   */
+  private boolean mayGrant(long started) {
+    boolean answered = (watch == null || leaderAnswered) && (failoverWatch == null || failoverAnswered)
         || System.nanoTime() - watchesStartedAt > config.consul().timeout().toNanos();
+    return answered && started - dcsChangedAt >= 0;
   }
 
   private Optional<String> self() {
