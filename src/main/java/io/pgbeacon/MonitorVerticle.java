@@ -64,7 +64,6 @@ final class MonitorVerticle extends VerticleBase {
   private ConsulRegistrar registrar;
   private KeyWatch watch;
   private KeyWatch failoverWatch;
-  private Optional<FailoverRequest> failover = Optional.empty();
   private DcsLeader dcsLeader = DcsLeader.UNWATCHED;
   private boolean leaderKeySeen;
   private boolean leaderAnswered;
@@ -240,10 +239,10 @@ final class MonitorVerticle extends VerticleBase {
     }
     failoverWatchError = null;
     boolean awayBefore = dcsLeader.switchingAwayFrom(self());
-    failover = FailoverRequest.parse(value).filter(r -> !r.scheduled());
-    failover.ifPresent(r -> log.info("[{}] Patroni was asked to move the leadership from {} to {}",
+    Optional<FailoverRequest> request = FailoverRequest.parse(value).filter(r -> !r.scheduled());
+    request.ifPresent(r -> log.info("[{}] Patroni was asked to move the leadership from {} to {}",
         board.health().node().orElse("?"), r.leader().orElse("the leader"), r.candidate().orElse("any member")));
-    dcsLeader = dcsLeader.withRequest(failover);
+    dcsLeader = dcsLeader.withRequest(request);
     // Only a request away from this node, made or cleared, can make an answer read before it stale here; the
     // candidate's own promotion is not held up when the request towards it is cleared.
     redecide(awayBefore || dcsLeader.switchingAwayFrom(self()));
@@ -257,12 +256,12 @@ final class MonitorVerticle extends VerticleBase {
     leaderWatchError = null;
     if (holder.isEmpty() && config.patroni().leaderKey().auto() && !leaderKeySeen) {
       // Never seen in this Consul: Patroni's DCS is probably elsewhere, so absence says nothing.
-      dcsLeader = DcsLeader.UNWATCHED.withRequest(failover);
+      dcsLeader = dcsLeader.unwatched();
       leaderAnswered = answered(leaderAnswered);
       return;
     }
     leaderKeySeen = true;
-    dcsLeader = DcsLeader.held(holder).withRequest(failover);
+    dcsLeader = dcsLeader.heldBy(holder);
     log.info("[{}] leader key now names {}", board.health().node().orElse("?"), holder.orElse("no one"));
     boolean toSelf = self().isPresent() && holder.equals(self());
     redecide(!toSelf);

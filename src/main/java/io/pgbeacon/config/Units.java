@@ -33,13 +33,17 @@ public final class Units {
         default -> Duration.ofHours(n);
       };
     } catch (ArithmeticException e) { // (NumberFormatException, too many digits, is an IllegalArgumentException)
-      d = MAX_DURATION.plusMillis(1);
+      throw tooLong();
     }
-    // Timeouts reach HTTP and socket APIs as int milliseconds: anything longer would wrap around to "no timeout".
     if (d.compareTo(MAX_DURATION) > 0) {
-      throw new IllegalArgumentException("too long (at most 24 days)");
+      throw tooLong();
     }
     return d;
+  }
+
+  // Timeouts reach HTTP and socket APIs as int milliseconds: anything longer would wrap around to "no timeout".
+  private static IllegalArgumentException tooLong() {
+    return new IllegalArgumentException("too long (at most 24 days)");
   }
 
   /** Bytes from {@code "16MB"}, {@code "1024kB"}, {@code "1048576"}; units as Patroni's ({@code kB MB GB TB}, ×1024). */

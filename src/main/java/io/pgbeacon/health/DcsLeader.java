@@ -26,6 +26,16 @@ public record DcsLeader(boolean watched, Optional<String> holder, Optional<Failo
     return new DcsLeader(true, holder, Optional.empty());
   }
 
+  /** The leader key now naming {@code holder} (empty: absent); a pending request stays pending. */
+  public DcsLeader heldBy(Optional<String> holder) {
+    return new DcsLeader(true, holder, request);
+  }
+
+  /** Nothing to go by for the leader key (never seen in this Consul); a pending request stays pending. */
+  public DcsLeader unwatched() {
+    return new DcsLeader(false, Optional.empty(), request);
+  }
+
   /** The same leader key, with {@code request} pending (empty: none). */
   public DcsLeader withRequest(Optional<FailoverRequest> request) {
     return new DcsLeader(watched, holder, request);
