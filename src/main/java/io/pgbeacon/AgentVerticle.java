@@ -1,6 +1,7 @@
 package io.pgbeacon;
 
 import io.pgbeacon.agent.AgentServer;
+import io.pgbeacon.agent.ReplyBoard;
 import io.pgbeacon.config.Config;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
@@ -11,11 +12,11 @@ import java.util.List;
 final class AgentVerticle extends VerticleBase {
 
   private final Config.Agent config;
-  private final HealthBoard board;
+  private final ReplyBoard board;
   private final List<AgentServer> servers = new ArrayList<>();
   private final List<Integer> ports = new ArrayList<>();
 
-  AgentVerticle(Config.Agent config, HealthBoard board) {
+  AgentVerticle(Config.Agent config, ReplyBoard board) {
     this.config = config;
     this.board = board;
   }

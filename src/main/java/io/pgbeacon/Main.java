@@ -225,7 +225,8 @@ public final class Main implements Callable<Integer> {
       CountDownLatch exited = new CountDownLatch(1);
       Runtime.getRuntime().addShutdownHook(new Thread(() -> {
         try {
-          beacon.stop().get(5, TimeUnit.SECONDS);
+          // Consul's final word (≤ 5 s), the agent ports' linger (1.2 s), Vert.x: within systemd's 10 s.
+          beacon.stop().get(8, TimeUnit.SECONDS);
         } catch (Exception e) {
           System.err.println("pgbeacon: stop did not complete cleanly: " + e);
         } finally {

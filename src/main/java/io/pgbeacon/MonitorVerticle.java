@@ -1,17 +1,20 @@
 package io.pgbeacon;
 
+import io.pgbeacon.agent.ReplyBoard;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.consul.ConsulAgent;
 import io.pgbeacon.consul.ConsulRegistrar;
-import io.pgbeacon.consul.KeyWatch;
-import io.pgbeacon.health.DcsLeader;
+import io.pgbeacon.consul.DcsWatch;
+import io.pgbeacon.health.Freshness;
 import io.pgbeacon.health.HealthEvaluator;
 import io.pgbeacon.health.HealthPolicy;
 import io.pgbeacon.health.NodeHealth;
-import io.pgbeacon.patroni.FailoverRequest;
+import io.pgbeacon.health.PrimaryGate;
+import io.pgbeacon.health.Status;
+import io.pgbeacon.health.TimeSource;
 import io.pgbeacon.patroni.PatroniClient;
 import io.pgbeacon.patroni.PatroniReading;
-import io.pgbeacon.patroni.Role;
+import io.pgbeacon.patroni.PollCadence;
 import io.pgbeacon.pgbouncer.PgBouncerProbe;
 import io.pgbeacon.pgbouncer.PgBouncerStatus;
 import io.vertx.core.Future;
@@ -22,167 +25,248 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Polls Patroni and PgBouncer, watches Patroni's leader and failover keys, turns what it knows into one verdict,
- * and hands it to the board (agent ports) and the Consul registrar.
+ * Wiring: reads Patroni at {@link PollCadence}'s pace and PgBouncer at the base interval, turns every answer and
+ * every {@link DcsWatch} event into a verdict ({@link HealthEvaluator}), lets {@link PrimaryGate} decide whether it
+ * may be published, and hands it to the reply board (agent ports) and the Consul registrar.
  *
- * <p>Everything here runs on this verticle's event loop. The next poll is scheduled when the current one ends,
- * so polls never overlap; both probes have deadlines. After an outcome change, or when the leader key moves to
- * this node, it polls faster for a short while (faster still while PostgreSQL is being promoted), so a promotion
- * is published within a fraction of a second. When the leader key leaves this node, or a switchover away from it
- * is requested, the verdict is recomputed at once from the last readings: the primary is withdrawn without
- * waiting for a poll.
- *
- * <p>The DCS watches can only withdraw the primary, never grant it:
- * <ul>
- *   <li>a watch event whose re-decision would raise the primary view (a request cleared) is not published; a
- *       fresh poll decides instead;
- *   <li>a poll that began before an event that can withdraw may not raise the primary view: Patroni's answer may
- *       predate the switchover;
- *   <li>a failing watch changes nothing it knew: a leader key naming another node, or a pending request, stays in
- *       force until a successful read says otherwise;
- *   <li>until both watches have answered once (or {@code consul.timeout} has passed), the primary is not granted.
- * </ul>
+ * <p>Everything here runs on this verticle's event loop. Patroni and PgBouncer are read by two loops of their own,
+ * each scheduling its next read when the current one ends (so reads of one kind never overlap, and every read has a
+ * deadline); each answer re-decides from the latest of both. So a PgBouncer that hangs — as it does while
+ * PostgreSQL demotes behind it — never holds up a withdrawal Patroni already reports.
  */
 final class MonitorVerticle extends VerticleBase {
 
   private static final Logger log = LoggerFactory.getLogger(MonitorVerticle.class);
-  private static final Duration FAST_INTERVAL = Duration.ofMillis(100);
-  /** While Patroni holds the lock and PostgreSQL is still leaving recovery: the end of it is the news. */
-  private static final Duration PROMOTING_INTERVAL = Duration.ofMillis(25);
-  private static final Duration PROMOTING_LIMIT = Duration.ofSeconds(30);
-  private static final Duration FAST_WINDOW = Duration.ofSeconds(3);
-  private static final Duration WATCH_WAIT = Duration.ofSeconds(20);
+  private static final long AT_ONCE = 1;
+  /** How long the final word to Consul may take at stop, within systemd's TimeoutStopSec (10 s). */
+  static final Duration CONSUL_STOP_BUDGET = Duration.ofSeconds(5);
 
   private final Config config;
-  private final HealthBoard board;
+  private final ReplyBoard board;
   private final ConsulAgent consul;
   private final String version;
   private final HealthPolicy policy;
+  private final TimeSource time;
 
   private PatroniClient patroni;
   private PgBouncerProbe pgbouncer;
   private ConsulRegistrar registrar;
-  private KeyWatch watch;
-  private KeyWatch failoverWatch;
-  private DcsLeader dcsLeader = DcsLeader.UNWATCHED;
-  private boolean leaderKeySeen;
-  private boolean leaderAnswered;
-  private boolean failoverAnswered;
-  private long watchesStartedAt;
-  private String leaderWatchError;
-  private String failoverWatchError;
-  /** System.nanoTime() of the last DCS event that can withdraw the primary: polls begun earlier may not grant it. */
-  private long dcsChangedAt;
+  private DcsWatch dcs;
+  private PrimaryGate gate;
+  private PollCadence cadence;
+  private boolean dcsStarted;
+  /** The latest Patroni reading and when its poll began; the latest PgBouncer status and when its probe began. */
+  private PatroniReading lastReading;
+  private long lastStarted;
+  private PgBouncerStatus lastBouncer = PgBouncerStatus.NOT_CONFIGURED;
+  private long lastBouncerStarted;
   /** Patroni's name for this node once seen: kept while Patroni is unreachable, so Consul is still told. */
   private Optional<String> learnedNode = Optional.empty();
   private boolean warnedNameUnknown;
-  private PatroniReading lastReading;
-  private PgBouncerStatus lastBouncer;
+  private boolean failing;
   private long timer = -1;
-  private long fastUntil;
-  private long promotingSince = -1;
+  private long probeTimer = -1;
   private boolean first = true;
   private boolean stopping;
 
-  MonitorVerticle(Config config, HealthBoard board, ConsulAgent consul, String version) {
+  MonitorVerticle(Config config, ReplyBoard board, ConsulAgent consul, String version, TimeSource time) {
     this.config = config;
     this.board = board;
     this.consul = consul;
     this.version = version;
     this.policy = HealthPolicy.of(config);
+    this.time = time;
   }
 
   @Override
   public Future<?> start() {
-    dcsChangedAt = fastUntil = System.nanoTime();
     patroni = new PatroniClient(vertx, config.patroni());
-    pgbouncer = config.pgbouncer().map(c -> new PgBouncerProbe(vertx, c)).orElse(null);
-    registrar = new ConsulRegistrar(vertx, consul, config, version);
+    registrar = new ConsulRegistrar(vertx, consul, config, version, Freshness.of(config), time);
+    gate = new PrimaryGate(config.consul().timeout(), time);
+    cadence = new PollCadence(config.pollInterval(), time);
+    dcs = new DcsWatch(vertx, consul, config.patroni().leaderKey(), time, this::self, new DcsWatch.Listener() {
+      @Override
+      public void dcsChanged(boolean canWithdraw, boolean towardsSelf) {
+        onDcsChange(canWithdraw, towardsSelf);
+      }
+
+      @Override
+      public void watchesAnswered() {
+        gate.watchesAnswered();
+        pollSoon();
+      }
+    });
     registrar.start();
     registrar.publish(board.health());
+    if (config.pgbouncer().isPresent()) {
+      pgbouncer = new PgBouncerProbe(vertx, config.pgbouncer().get());
+      lastBouncer = PgBouncerStatus.failed("not probed yet");
+      lastBouncerStarted = time.nanos();
+      probe();
+    }
     tick();
     return Future.succeededFuture();
   }
 
+  /** One poll of Patroni; the next is scheduled when it ends, at the cadence's pace. */
   private void tick() {
     timer = -1;
-    long started = System.nanoTime();
-    Future<PatroniReading> patroniReading = patroni.read();
-    Future<PgBouncerStatus> bouncer = pgbouncer == null
-        ? Future.succeededFuture(PgBouncerStatus.NOT_CONFIGURED) : pgbouncer.probe();
-    Future.join(patroniReading, bouncer).onComplete(done -> {
-      if (stopping) {
-        return;
-      }
-      boolean askAgain = false;
-      try {
-        lastReading = patroniReading.result();
-        lastBouncer = bouncer.result();
-        startWatchOnce();
-        NodeHealth health = evaluate();
-        if (!raisesPrimary(health) || mayGrant(started)) {
-          publish(health);
-        } else {
-          // Held back. An answer older than the last withdrawing DCS event may predate the switchover: ask again at
-          // once. Watches that have not answered yet will poll again themselves when they do.
-          askAgain = started - dcsChangedAt < 0;
-        }
-      } catch (RuntimeException e) {
-        // The loop's boundary: a bug in one tick must not end the polling.
-        log.error("poll failed unexpectedly", e);
-      } finally {
-        long next = askAgain ? 1 : Math.max(1, nextInterval().toMillis());
-        timer = vertx.setTimer(next, id -> tick());
-      }
-    });
-  }
-
-  private Duration nextInterval() {
-    long now = System.nanoTime();
-    boolean promoting = lastReading instanceof PatroniReading.Observed o && o.status().role() == Role.REPLICA
-        && o.status().holdsLeaderLock();
-    if (!promoting) {
-      promotingSince = -1;
-    } else {
-      if (promotingSince < 0) {
-        promotingSince = now;
-      }
-      if (now - promotingSince < PROMOTING_LIMIT.toNanos()) {
-        return PROMOTING_INTERVAL;
-      }
+    long started = time.nanos();
+    try {
+      readPatroni().onComplete(done -> polled(done.result(), started));
+    } catch (RuntimeException e) {
+      failed(e);
+      schedule(config.pollInterval().toMillis());
     }
-    return fastUntil - now > 0 ? FAST_INTERVAL : config.pollInterval();
   }
 
-  /** Polls at once if idle; a poll in flight is followed by fast polling instead. */
+  private Future<PatroniReading> readPatroni() {
+    if (lastReading instanceof PatroniReading.Observed previous && !cadence.clusterDue()) {
+      return patroni.read(previous);
+    }
+    cadence.clusterReading();
+    return patroni.read();
+  }
+
+  private void polled(PatroniReading reading, long started) {
+    if (stopping) {
+      return;
+    }
+    long next = -1;
+    try {
+      lastReading = reading;
+      lastStarted = started;
+      startWatchOnce();
+      next = decide(PrimaryGate.Source.POLL);
+      recovered();
+    } catch (RuntimeException e) {
+      failed(e);
+    } finally {
+      schedule(next > 0 ? next : cadence.next(lastReading).toMillis());
+    }
+  }
+
+  /** One probe of PgBouncer; the next follows one base interval after it ends. */
+  private void probe() {
+    probeTimer = -1;
+    long started = time.nanos();
+    try {
+      pgbouncer.probe().onComplete(done -> {
+        if (stopping) {
+          return;
+        }
+        try {
+          lastBouncer = done.result();
+          lastBouncerStarted = started;
+          if (lastReading != null) {
+            decide(PrimaryGate.Source.POLL);
+          }
+        } catch (RuntimeException e) {
+          failed(e);
+        } finally {
+          probeTimer = vertx.setTimer(config.pollInterval().toMillis(), id -> probe());
+        }
+      });
+    } catch (RuntimeException e) {
+      failed(e);
+      probeTimer = vertx.setTimer(config.pollInterval().toMillis(), id -> probe());
+    }
+  }
+
+  /**
+   * Decides from the latest Patroni reading and PgBouncer status, and publishes what the gate allows. Returns
+   * {@link #AT_ONCE} when Patroni should be asked again at once, else -1.
+   */
+  private long decide(PrimaryGate.Source source) {
+    NodeHealth candidate = evaluate(lastReading);
+    long next = -1;
+    if (waitsOnReusedClusterView(candidate)) {
+      cadence.clusterWanted();
+      next = AT_ONCE;
+    }
+    switch (gate.decide(candidate, board.health(), source, lastStarted)) {
+      case PUBLISH -> publish(candidate);
+      case HOLD_AND_POLL -> {
+        if (source == PrimaryGate.Source.POLL) {
+          publish(held(candidate));
+        }
+        next = AT_ONCE; // the answer may predate a withdrawing DCS event: ask again
+      }
+      case HOLD -> publish(held(candidate)); // the watches answering will poll again
+    }
+    return next;
+  }
+
+  /** The candidate, fresh, but with the published primary view: what the gate holds back stays as it was. */
+  private NodeHealth held(NodeHealth candidate) {
+    return candidate.withPrimary(board.health().primary());
+  }
+
+  /**
+   * True when only the reused cluster view keeps the primary view down (a promotion: the view read before it names
+   * the old leader): read {@code /cluster} again at once rather than at the base rate.
+   */
+  private boolean waitsOnReusedClusterView(NodeHealth candidate) {
+    return lastReading instanceof PatroniReading.Observed o && o.clusterReused() && o.cluster().isPresent()
+        && candidate.primary().status() == Status.CRITICAL
+        && evaluate(o.withoutCluster()).primary().status() != Status.CRITICAL;
+  }
+
+  /** The verdict from {@code reading} and the latest PgBouncer status, as old as the older of the two. */
+  private NodeHealth evaluate(PatroniReading reading) {
+    long observedAt = pgbouncer == null || lastBouncerStarted - lastStarted > 0 ? lastStarted : lastBouncerStarted;
+    NodeHealth health = HealthEvaluator.evaluate(reading, lastBouncer, dcs.leader(), policy, observedAt, time);
+    // The name Patroni gave before, only when this reading names no one (Patroni unreachable): a renamed member
+    // or a lookup that now finds another name wins.
+    return health.node().isPresent() || learnedNode.isEmpty() ? health
+        : HealthEvaluator.evaluate(reading, lastBouncer, dcs.leader(), policy.orNode(learnedNode), observedAt, time);
+  }
+
+  private void schedule(long millis) {
+    if (!stopping) {
+      timer = vertx.setTimer(Math.max(AT_ONCE, millis), id -> tick());
+    }
+  }
+
+  /** The loop's boundary: a bug in one tick must not end the polling, nor leave the last verdict standing. */
+  private void failed(RuntimeException e) {
+    if (!failing) {
+      failing = true;
+      log.error("[{}] deciding failed unexpectedly; both views critical until it works again",
+          self().orElse("?"), e);
+    }
+    publish(board.health().critical("internal error: " + e).observedAt(time.nanos()));
+  }
+
+  private void recovered() {
+    if (failing) {
+      failing = false;
+      log.info("[{}] deciding works again", self().orElse("?"));
+    }
+  }
+
+  /** Polls Patroni at once if idle; a poll in flight is followed by fast polling instead. */
   private void pollSoon() {
-    fastUntil = System.nanoTime() + FAST_WINDOW.toNanos();
+    cadence.quicken();
     if (timer >= 0 && vertx.cancelTimer(timer)) {
       tick();
     }
   }
 
-  private NodeHealth evaluate() {
-    NodeHealth health = HealthEvaluator.evaluate(lastReading, lastBouncer, dcsLeader, policy);
-    // The name Patroni gave before, only when this reading names no one (Patroni unreachable): a renamed member
-    // or a lookup that now finds another name wins.
-    return health.node().isPresent() || learnedNode.isEmpty() ? health
-        : HealthEvaluator.evaluate(lastReading, lastBouncer, dcsLeader, policy.orNode(learnedNode));
-  }
-
-  /** Whether {@code health} has a better primary view than the one published. */
-  private boolean raisesPrimary(NodeHealth health) {
-    return health.primary().status().compareTo(board.health().primary().status()) < 0;
-  }
-
-  /**
-   * Whether a poll begun at {@code started} may raise the primary view: it began after the last DCS event that can
-   * withdraw, and both watches have answered since they started (or {@code consul.timeout} has passed).
-   */
-  private boolean mayGrant(long started) {
-    boolean answered = (watch == null || leaderAnswered) && (failoverWatch == null || failoverAnswered)
-        || System.nanoTime() - watchesStartedAt > config.consul().timeout().toNanos();
-    return answered && started - dcsChangedAt >= 0;
+  /** Re-decides at once after a DCS event, to withdraw only: a raise waits for a fresh poll. */
+  private void onDcsChange(boolean canWithdraw, boolean towardsSelf) {
+    if (stopping) {
+      return;
+    }
+    if (canWithdraw) {
+      gate.withdrawing();
+    }
+    if (lastReading != null && decide(PrimaryGate.Source.DCS_EVENT) == AT_ONCE) {
+      pollSoon();
+    }
+    if (towardsSelf) {
+      pollSoon(); // promotion under way here: publish it as soon as PostgreSQL is out of recovery
+    }
   }
 
   private Optional<String> self() {
@@ -203,7 +287,7 @@ final class MonitorVerticle extends VerticleBase {
     String node = health.node().orElse("?");
     if (first || health.outcomeDiffers(before)) {
       first = false;
-      fastUntil = System.nanoTime() + FAST_WINDOW.toNanos();
+      cadence.quicken();
       log.info("[{}] verdict: primary {} ({}), replica {} ({})", node,
           health.primary().status().consul(), health.primary().reason(),
           health.replica().status().consul(), health.replica().reason());
@@ -214,132 +298,33 @@ final class MonitorVerticle extends VerticleBase {
 
   /** The keys are known once Patroni has told us its scope. */
   private void startWatchOnce() {
-    if (watch != null || !(lastReading instanceof PatroniReading.Observed observed)) {
+    if (dcsStarted || !(lastReading instanceof PatroniReading.Observed observed)) {
       return;
     }
-    Optional<String> scope = observed.status().scope();
-    Optional<String> key = scope.flatMap(config.patroni().leaderKey()::resolve);
-    if (key.isEmpty()) {
+    Optional<String> scope = observed.status().scope().or(() -> observed.cluster().flatMap(c -> c.scope()));
+    if (scope.isEmpty()) {
       return;
     }
-    watchesStartedAt = System.nanoTime();
-    watch = new KeyWatch(vertx, consul, key.get(), WATCH_WAIT, this::onLeaderKey, this::onLeaderWatchFailure);
-    watch.start();
-    scope.flatMap(config.patroni().leaderKey()::resolveFailover).ifPresent(failoverKey -> {
-      failoverWatch = new KeyWatch(vertx, consul, failoverKey, WATCH_WAIT, this::onFailoverKey,
-          this::onFailoverWatchFailure);
-      failoverWatch.start();
-    });
-  }
-
-  /** A switchover or failover request: the primary it moves away from is withdrawn before Patroni demotes it. */
-  private void onFailoverKey(Optional<String> value) {
-    if (stopping) {
-      return;
+    dcsStarted = true;
+    if (dcs.start(scope.get())) {
+      gate.watchesStarted();
     }
-    failoverWatchError = null;
-    boolean awayBefore = dcsLeader.switchingAwayFrom(self());
-    Optional<FailoverRequest> request = FailoverRequest.parse(value).filter(r -> !r.scheduled());
-    request.ifPresent(r -> log.info("[{}] Patroni was asked to move the leadership from {} to {}",
-        board.health().node().orElse("?"), r.leader().orElse("the leader"), r.candidate().orElse("any member")));
-    dcsLeader = dcsLeader.withRequest(request);
-    // Only a request away from this node, made or cleared, can make an answer read before it stale here; the
-    // candidate's own promotion is not held up when the request towards it is cleared.
-    redecide(awayBefore || dcsLeader.switchingAwayFrom(self()));
-    failoverAnswered = answered(failoverAnswered);
-  }
-
-  private void onLeaderKey(Optional<String> holder) {
-    if (stopping) {
-      return;
-    }
-    leaderWatchError = null;
-    if (holder.isEmpty() && config.patroni().leaderKey().auto() && !leaderKeySeen) {
-      // Never seen in this Consul: Patroni's DCS is probably elsewhere, so absence says nothing.
-      dcsLeader = dcsLeader.unwatched();
-      leaderAnswered = answered(leaderAnswered);
-      return;
-    }
-    leaderKeySeen = true;
-    dcsLeader = dcsLeader.heldBy(holder);
-    log.info("[{}] leader key now names {}", board.health().node().orElse("?"), holder.orElse("no one"));
-    boolean toSelf = self().isPresent() && holder.equals(self());
-    redecide(!toSelf);
-    if (toSelf) {
-      pollSoon(); // promotion under way here: publish it as soon as PostgreSQL is out of recovery
-    }
-    leaderAnswered = answered(leaderAnswered);
-  }
-
-  /** A failure lifts nothing the watch knew (KeyWatch reports the value again once it reads again). */
-  private void onLeaderWatchFailure(String error) {
-    if (!stopping) {
-      leaderWatchError = warnOnce(leaderWatchError, error);
-      leaderAnswered = answered(leaderAnswered);
-    }
-  }
-
-  private void onFailoverWatchFailure(String error) {
-    if (!stopping) {
-      failoverWatchError = warnOnce(failoverWatchError, error);
-      failoverAnswered = answered(failoverAnswered);
-    }
-  }
-
-  /** A watch's first answer (value or failure) may be what a held-back grant waits for: poll again then. */
-  private boolean answered(boolean before) {
-    if (!before) {
-      pollSoon();
-    }
-    return true;
-  }
-
-  /**
-   * Decides again at once after a DCS event — to withdraw only: when the change would raise the primary view
-   * instead, a fresh poll decides. {@code canWithdraw}: the event may mean this node should not lead, so polls
-   * begun before it may not raise the primary view either.
-   */
-  private void redecide(boolean canWithdraw) {
-    if (canWithdraw) {
-      dcsChangedAt = System.nanoTime();
-    }
-    if (lastReading == null) {
-      return;
-    }
-    NodeHealth health = evaluate();
-    if (raisesPrimary(health)) {
-      pollSoon();
-    } else {
-      publish(health);
-    }
-  }
-
-  /** One WARN per watch for a run of the same error. */
-  private String warnOnce(String previous, String error) {
-    if (!error.equals(previous)) {
-      log.warn("[{}] DCS key watch: {} (keeping what it last saw until it reads again)",
-          board.health().node().orElse("?"), error);
-    }
-    return error;
   }
 
   @Override
   public Future<?> stop() {
     stopping = true;
-    if (timer >= 0) {
-      vertx.cancelTimer(timer);
+    for (long t : new long[] {timer, probeTimer}) {
+      if (t >= 0) {
+        vertx.cancelTimer(t);
+      }
     }
-    if (watch != null) {
-      watch.stop();
-    }
-    if (failoverWatch != null) {
-      failoverWatch.stop();
-    }
-    board.set(board.health().stopping("pgbeacon stopping"));
+    dcs.stop();
+    board.set(board.health().critical("pgbeacon stopping").observedAt(time.nanos()));
     patroni.close();
     if (pgbouncer != null) {
       pgbouncer.close();
     }
-    return registrar.stop();
+    return registrar.stop(CONSUL_STOP_BUDGET);
   }
 }

@@ -5,6 +5,7 @@ import io.pgbeacon.config.Config;
 import io.pgbeacon.health.HealthEvaluator;
 import io.pgbeacon.health.HealthPolicy;
 import io.pgbeacon.health.Status;
+import io.pgbeacon.health.TimeSource;
 import io.pgbeacon.health.Verdict;
 import io.pgbeacon.patroni.PatroniClient;
 import io.pgbeacon.patroni.PatroniReading;
@@ -166,8 +167,8 @@ final class OneShotCheck {
           .orElse(Future.succeededFuture(PgBouncerStatus.NOT_CONFIGURED));
       long millis = Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime()));
       Future.join(reading, bouncer).toCompletionStage().toCompletableFuture().get(millis, TimeUnit.MILLISECONDS);
-      Verdict verdict = HealthEvaluator.evaluate(reading.result(), bouncer.result(), HealthPolicy.of(config))
-          .view(view);
+      Verdict verdict = HealthEvaluator.evaluate(reading.result(), bouncer.result(), HealthPolicy.of(config),
+          TimeSource.SYSTEM).view(view);
       return new Outcome(verdict.status(), AgentReply.sanitize(verdict.reason()));
     } catch (TimeoutException e) {
       return new Outcome(Status.CRITICAL, "no verdict within " + timeout.toMillis() + "ms");

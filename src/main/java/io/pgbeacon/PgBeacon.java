@@ -1,10 +1,13 @@
 package io.pgbeacon;
 
+import io.pgbeacon.agent.ReplyBoard;
 import io.pgbeacon.agent.ReplyPolicy;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.consul.ConsulAgent;
 import io.pgbeacon.consul.EcwidConsulAgent;
+import io.pgbeacon.health.Freshness;
 import io.pgbeacon.health.NodeHealth;
+import io.pgbeacon.health.TimeSource;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
@@ -45,7 +48,7 @@ public final class PgBeacon {
   private final String version;
   private final Function<Config.Consul, ConsulAgent> consulAgents;
   private final Vertx vertx;
-  private final HealthBoard board;
+  private final ReplyBoard board;
   private State state = State.NEW;
   private String monitorId;
   private String agentId;
@@ -61,7 +64,8 @@ public final class PgBeacon {
     this.version = version;
     this.consulAgents = consulAgents;
     this.vertx = newVertx();
-    this.board = new HealthBoard(NodeHealth.starting(config.node()), ReplyPolicy.of(config));
+    this.board = new ReplyBoard(NodeHealth.starting(config.node(), TimeSource.SYSTEM.nanos()), ReplyPolicy.of(config),
+        Freshness.of(config), TimeSource.SYSTEM);
   }
 
   public synchronized Future<Void> start() {
@@ -71,7 +75,7 @@ public final class PgBeacon {
         .compose(id -> {
           agentId = id;
           return vertx.deployVerticle(new MonitorVerticle(config, board, consulAgents.apply(config.consul()),
-              version));
+              version, TimeSource.SYSTEM));
         })
         .map(id -> {
           monitorId = id;

@@ -1,5 +1,7 @@
 package io.pgbeacon;
 
+import io.pgbeacon.support.Healths;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -102,9 +104,7 @@ class CheckIT {
     Path config = config(daemon(), patroniAt(closedPort));
     show(replica(new Verdict(Status.PASSING, false, "replica, lag 0B"), 0));
     assertEquals(new Run(2, "replica\n", ""), check(config, "primary"), "a replica is the wrong role: critical");
-    show(new NodeHealth(Optional.of("node1"), Optional.of("demo"), "primary", OptionalLong.of(3),
-        OptionalLong.empty(), false, Optional.of("4.1.5"), Optional.empty(),
-        new Verdict(Status.PASSING, false, "primary, timeline 3"), new Verdict(Status.CRITICAL, true, "primary")));
+    show(Healths.primary("node1").build());
     assertEquals(new Run(0, "primary, timeline 3\n", ""), check(config, "PRIMARY"));
   }
 
@@ -218,9 +218,7 @@ class CheckIT {
 
   /** A healthy-looking replica node with the given replica verdict; lag -1 means unknown. */
   private static NodeHealth replica(Verdict verdict, long lag) {
-    return new NodeHealth(Optional.of("node2"), Optional.of("demo"), "replica", OptionalLong.of(3),
-        lag < 0 ? OptionalLong.empty() : OptionalLong.of(lag), false, Optional.of("4.1.5"), Optional.empty(),
-        new Verdict(Status.CRITICAL, true, "replica"), verdict);
+    return Healths.replica("node2").lag(lag).replicaView(verdict).build();
   }
 
   /** node2 of the recorded 4.1.5 lab: a streaming replica with no lag; /primary says 503 (no leader lock). */

@@ -1,9 +1,12 @@
 package io.pgbeacon;
 
+import io.pgbeacon.agent.ReplyBoard;
 import io.pgbeacon.agent.ReplyPolicy;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.config.ConfigLoader;
+import io.pgbeacon.health.Freshness;
 import io.pgbeacon.health.NodeHealth;
+import io.pgbeacon.health.TimeSource;
 import io.vertx.core.Vertx;
 import java.util.List;
 import java.util.Map;
@@ -11,16 +14,16 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * pgbeacon's agent side in this JVM, without the monitor: the real {@link AgentVerticle}, deployed the way
- * {@link PgBeacon} deploys it, answering from a real {@link HealthBoard} whose verdict the caller sets. For the
+ * {@link PgBeacon} deploys it, answering from a real {@link ReplyBoard} whose verdict the caller sets (and which never calls it stale). For the
  * agent benchmark and for HAProxy tests that need agent ports saying something known ({@code up}, {@code down}).
  */
 public final class InProcessAgent implements AutoCloseable {
 
   private final Vertx vertx;
-  private final HealthBoard board;
+  private final ReplyBoard board;
   private final AgentVerticle verticle;
 
-  private InProcessAgent(Vertx vertx, HealthBoard board, AgentVerticle verticle) {
+  private InProcessAgent(Vertx vertx, ReplyBoard board, AgentVerticle verticle) {
     this.vertx = vertx;
     this.board = board;
     this.verticle = verticle;
@@ -35,7 +38,7 @@ public final class InProcessAgent implements AutoCloseable {
   public static InProcessAgent start(String yaml, NodeHealth health) throws Exception {
     Config config = ConfigLoader.parse(yaml, ConfigLoader.Overrides.none(), Map.of());
     Vertx vertx = PgBeacon.newVertx();
-    HealthBoard board = new HealthBoard(health, ReplyPolicy.of(config));
+    ReplyBoard board = new ReplyBoard(health, ReplyPolicy.of(config), Freshness.UNBOUNDED, TimeSource.SYSTEM);
     AgentVerticle verticle = new AgentVerticle(config.agent(), board);
     try {
       PgBeacon.deployAgent(vertx, verticle).toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);

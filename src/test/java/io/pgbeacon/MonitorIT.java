@@ -9,6 +9,7 @@ import io.pgbeacon.support.Await;
 import io.pgbeacon.support.ConsulDevAgent;
 import io.pgbeacon.support.ConsulHttp;
 import io.pgbeacon.support.FreePorts;
+import io.pgbeacon.support.PgBouncerProcess;
 import io.pgbeacon.support.RecordedPatroni;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -140,6 +141,51 @@ class MonitorIT {
     } finally {
       local.close();
     }
+  }
+
+  @Test
+  void aWithdrawalPatroniReportsDoesNotWaitForAHungPgBouncer(@TempDir Path own) throws Exception {
+    // Issue 9, case 6: while the old primary demotes, its PgBouncer stops answering; a poll that waited for it
+    // published Patroni's withdrawal up to pgbouncer.timeout late — an overlap without the leader-key watch.
+    try (PgBouncerProcess pgbouncer = PgBouncerProcess.start(own)) {
+      patroni = RecordedPatroni.start("4.1.5", "primary.json", true);
+      beacon = start("patroni: {url: '" + patroni.url() + "', timeout: 1s, leader-key: 'off'}\n"
+          + "pgbouncer: {host: 127.0.0.1, port: " + pgbouncer.port() + ", user: pgbeacon, required: false,"
+          + " timeout: 4s}\n");
+      Await.until("node1 passing as primary", SOON, () -> beacon.health().primary().status(),
+          Status.PASSING::equals);
+
+      pgbouncer.signal("STOP");
+      try {
+        Await.pause(Duration.ofSeconds(1)); // a probe is hung now, and the next ones will be
+        long withdrawn = System.nanoTime();
+        patroni.serve("primary.json", false); // Patroni: no longer holding the leader lock
+        Await.until("the primary withdrawn", SOON, () -> beacon.health().primary().reason(),
+            "primary without the leader lock (demoting or isolated)"::equals);
+        long millis = (System.nanoTime() - withdrawn) / 1_000_000;
+        System.out.printf("withdrawal published %d ms after Patroni reported it, PgBouncer hung%n", millis);
+        assertTrue(millis < 2000, "published " + millis + " ms after Patroni reported it (pgbouncer.timeout 4s)");
+      } finally {
+        pgbouncer.signal("CONT");
+      }
+    }
+  }
+
+  @Test
+  void readsTheClusterViewAtTheBaseRateWhilePollingFast() throws Exception {
+    // Issue 9, case 10: every GET /cluster is a full DCS read inside Patroni. While a node is promoted (here:
+    // holding the lock while still a replica) /primary is polled every 25 ms; /cluster stays at the base rate.
+    patroni = RecordedPatroni.start("4.1.5", "replica.json", true);
+    beacon = start("patroni: {url: '" + patroni.url() + "', leader-key: 'off'}\npoll: {interval: 500ms}\n");
+    Await.until("promoting", SOON, () -> beacon.health().primary().reason(), r -> r.startsWith("promoting"));
+    int primary = patroni.requests("/primary");
+    int cluster = patroni.requests("/cluster");
+    Await.pause(Duration.ofSeconds(3));
+    int primaryRate = (patroni.requests("/primary") - primary) / 3;
+    int clusterRate = (patroni.requests("/cluster") - cluster) / 3;
+    System.out.printf("while promoting: /primary %d/s, /cluster %d/s%n", primaryRate, clusterRate);
+    assertTrue(primaryRate >= 10, "/primary polled fast: " + primaryRate + "/s");
+    assertTrue(clusterRate <= 3, "/cluster at the base rate (2/s): " + clusterRate + "/s");
   }
 
   private PgBeacon start(String patroniYaml) throws Exception {

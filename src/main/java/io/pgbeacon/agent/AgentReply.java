@@ -63,6 +63,14 @@ public final class AgentReply {
     return out.append(" #").append(description).append('\n').toString();
   }
 
+  /**
+   * True when two verdicts give the same replies: most polls change nothing the agent says, and then the prepared
+   * replies are kept. (A replica's weight follows its exact lag, which the reason shows only rounded.)
+   */
+  public static boolean sameInputs(NodeHealth a, NodeHealth b) {
+    return a.primary().equals(b.primary()) && a.replica().equals(b.replica()) && a.lagBytes().equals(b.lagBytes());
+  }
+
   public static byte[] bytes(NodeHealth health, Config.View view, ReplyPolicy policy) {
     return line(health, view, policy).getBytes(StandardCharsets.US_ASCII);
   }

@@ -263,6 +263,7 @@ public final class ConfigLoader {
             listeners.add(listener);
           }
         }
+        refuseOverlaps(n.key("listen"), listeners);
       }
     }
     WrongRole wrongRole = n.enumValue("wrong-role", WrongRole.class, WrongRole.MAINT);
@@ -288,6 +289,38 @@ public final class ConfigLoader {
     Duration readTimeout = n.duration("read-timeout", Duration.ofSeconds(1));
     return build(() -> new Agent(listeners, wrongRole, pastMaxLag, weightLagStart, weightFloor, maxconn,
         readTimeout));
+  }
+
+  /**
+   * Two listeners on one port of the same address, or of a wildcard address and any other, would share one socket:
+   * Vert.x hands the connections to both in turn, so a port would answer two views by turns.
+   */
+  private void refuseOverlaps(String key, List<Listener> listeners) {
+    List<java.net.InetAddress> addresses = new ArrayList<>();
+    for (int i = 0; i < listeners.size(); i++) {
+      Listener l = listeners.get(i);
+      try {
+        addresses.add(java.net.InetAddress.getByName(l.address()));
+      } catch (java.net.UnknownHostException e) {
+        problem(key + "[" + i + "].address", l.address(), "cannot be resolved to an address to listen on");
+        addresses.add(null);
+      }
+    }
+    for (int i = 0; i < listeners.size(); i++) {
+      for (int j = 0; j < i; j++) {
+        Listener a = listeners.get(j);
+        Listener b = listeners.get(i);
+        java.net.InetAddress x = addresses.get(j);
+        java.net.InetAddress y = addresses.get(i);
+        if (a.port() == 0 || a.port() != b.port() || x == null || y == null) {
+          continue;
+        }
+        if (x.isAnyLocalAddress() || y.isAnyLocalAddress() || x.equals(y)) {
+          problem(key + "[" + i + "]", b.address() + ":" + b.port(), "overlaps " + key + "[" + j + "] ("
+              + a.address() + ":" + a.port() + "): one socket would answer both listeners' views by turns");
+        }
+      }
+    }
   }
 
   // ---- plumbing -------------------------------------------------------------------------------------------

@@ -72,6 +72,15 @@ public final class Units {
     return d.toMillis() % 1000 == 0 ? d.toSeconds() + "s" : d.toMillis() + "ms";
   }
 
+  /** A short human rendering of a duration: {@code 500ms}, {@code 3.5s}, {@code 10s}. */
+  public static String formatDuration(Duration d) {
+    long millis = d.toMillis();
+    if (millis < 1000) {
+      return millis + "ms";
+    }
+    return millis % 1000 == 0 ? millis / 1000 + "s" : String.format(Locale.ROOT, "%.1fs", millis / 1000.0);
+  }
+
   /** A short human rendering of a byte count, e.g. {@code 16MB}, {@code 3kB}, {@code 12B}. */
   public static String formatSize(long bytes) {
     String[] units = {"B", "kB", "MB", "GB", "TB"};

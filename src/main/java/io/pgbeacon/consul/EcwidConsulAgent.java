@@ -1,134 +1,188 @@
 package io.pgbeacon.consul;
 
+import com.ecwid.consul.transport.HttpResponse;
 import com.ecwid.consul.transport.TransportException;
 import com.ecwid.consul.v1.ConsulClient;
 import com.ecwid.consul.v1.ConsulRawClient;
 import com.ecwid.consul.v1.OperationException;
-import com.ecwid.consul.v1.agent.model.NewService;
+import com.ecwid.consul.v1.QueryParams;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.config.Units;
 import io.pgbeacon.health.Status;
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.ConnectException;
+import java.net.NoRouteToHostException;
+import java.net.UnknownHostException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.KeyStore;
 import java.security.cert.Certificate;
 import java.security.cert.CertificateFactory;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.TrustManagerFactory;
 import org.apache.http.Header;
+import org.apache.http.conn.ConnectTimeoutException;
 import org.apache.http.client.config.RequestConfig;
 import org.apache.http.impl.client.CloseableHttpClient;
 import org.apache.http.impl.client.HttpClientBuilder;
 import org.apache.http.message.BasicHeader;
 
 /**
- * {@link ConsulAgent} over Ecwid's consul-api (the design card's choice), with its two defaults fixed:
- * the ACL token travels only in the {@code X-Consul-Token} header of our own HttpClient (consul-api would put it
- * in the URL, where it ends up in logs), and every call has our deadline instead of its 10-minute read timeout.
+ * {@link ConsulAgent} over Ecwid's consul-api (the design card's choice), with its defaults fixed:
+ * <ul>
+ *   <li>the ACL token travels only in the {@code X-Consul-Token} header of our own HttpClient (consul-api would put
+ *       it in the URL, where it ends up in logs);
+ *   <li>state-changing calls go over one connection, one at a time, and are waited for up to
+ *       {@link #GIVE_UP_AFTER}: the agent serves connections concurrently, so a call abandoned on one connection
+ *       could be applied after a later call on another (seen with a SIGSTOPped agent). On one connection, the agent
+ *       reads the next request only after answering the previous one. The caller's own deadline
+ *       ({@code consul.timeout}) decides when to call the agent failing, not when to stop waiting;
+ *   <li>registrations carry two checks with IDs of our choosing (consul-api's model has no CheckID), sent as JSON
+ *       through consul-api's raw client;
+ *   <li>blocking reads have a socket timeout that outlasts the wait plus Consul's jitter.
+ * </ul>
  */
 public final class EcwidConsulAgent implements ConsulAgent {
 
   private static final int MAX_OUTPUT = 1024; // Consul keeps up to 4 KiB; a verdict's reason is far shorter
+  private static final JsonMapper JSON = JsonMapper.builder().build();
+
+  /** How long a state-changing call may go unanswered before it is given up (and may still land later). */
+  static final Duration GIVE_UP_AFTER = Duration.ofSeconds(60);
 
   /** Longest blocking read; Consul may add up to wait/16 of jitter, and the socket timeout must outlast both. */
-  static final java.time.Duration MAX_WAIT = java.time.Duration.ofSeconds(20);
+  static final Duration MAX_WAIT = Duration.ofSeconds(20);
 
   private final CloseableHttpClient http;
-  private final ConsulClient client;
+  private final ConsulRawClient raw;
   private final CloseableHttpClient watchHttp;
   private final ConsulClient watchClient;
 
   public EcwidConsulAgent(Config.Consul config) {
-    int millis = (int) config.timeout().toMillis();
-    this.http = httpClient(config, millis);
-    this.client = consulClient(config, http);
-    int watchMillis = (int) (MAX_WAIT.toMillis() * 17 / 16) + millis;
-    this.watchHttp = httpClient(config, watchMillis);
-    this.watchClient = consulClient(config, watchHttp);
+    this.http = httpClient(config, GIVE_UP_AFTER.toMillis(), 1);
+    this.raw = rawClient(config, http);
+    long watchMillis = MAX_WAIT.toMillis() * 17 / 16 + config.timeout().toMillis();
+    this.watchHttp = httpClient(config, watchMillis, 2);
+    this.watchClient = new ConsulClient(rawClient(config, watchHttp));
   }
 
-  private static CloseableHttpClient httpClient(Config.Consul config, int socketMillis) {
+  private static CloseableHttpClient httpClient(Config.Consul config, long socketMillis, int connections) {
     int connectMillis = (int) config.timeout().toMillis();
     RequestConfig deadlines = RequestConfig.custom()
         .setConnectTimeout(connectMillis)
         .setConnectionRequestTimeout(connectMillis)
-        .setSocketTimeout(socketMillis)
+        .setSocketTimeout((int) socketMillis)
         .build();
     List<Header> headers = new ArrayList<>();
     config.token().ifPresent(token -> headers.add(new BasicHeader("X-Consul-Token", token.value())));
     HttpClientBuilder builder = HttpClientBuilder.create()
         .setDefaultRequestConfig(deadlines)
         .setDefaultHeaders(headers)
-        .setMaxConnPerRoute(4)
-        .setMaxConnTotal(4)
+        .setMaxConnPerRoute(connections)
+        .setMaxConnTotal(connections)
         .disableAutomaticRetries()
         .setUserAgent("pgbeacon");
     config.caFile().ifPresent(ca -> builder.setSSLContext(trusting(ca)));
     return builder.build();
   }
 
-  private static ConsulClient consulClient(Config.Consul config, CloseableHttpClient http) {
+  private static ConsulRawClient rawClient(Config.Consul config, CloseableHttpClient http) {
     var uri = config.address();
     int port = uri.getPort() > 0 ? uri.getPort() : ("https".equals(uri.getScheme()) ? 8501 : 8500);
-    return new ConsulClient(ConsulRawClient.Builder.builder()
+    return ConsulRawClient.Builder.builder()
         .setHost(uri.getScheme() + "://" + uri.getHost())
         .setPort(port)
         .setHttpClient(http)
-        .build());
+        .build();
   }
 
   @Override
   public void register(ServiceRegistration r) throws ConsulException {
-    NewService service = new NewService();
-    service.setId(r.id());
-    service.setName(r.name());
-    service.setTags(r.tags());
-    service.setAddress(r.address());
-    service.setPort(r.port());
-    service.setMeta(r.meta());
-    NewService.Check check = new NewService.Check();
-    check.setTtl(Units.consulDuration(r.ttl()));
-    check.setDeregisterCriticalServiceAfter(Units.consulDuration(r.deregisterCriticalAfter()));
-    check.setStatus(r.status().consul());
-    service.setCheck(check);
-    call("register " + r.id(), () -> client.agentServiceRegister(service));
+    ObjectNode body = JSON.createObjectNode();
+    body.put("ID", r.id());
+    body.put("Name", r.name());
+    ArrayNode tags = body.putArray("Tags");
+    r.tags().forEach(tags::add);
+    body.put("Address", r.address());
+    body.put("Port", r.port());
+    ObjectNode meta = body.putObject("Meta");
+    r.meta().forEach(meta::put);
+    ArrayNode checks = body.putArray("Checks");
+    ObjectNode verdict = checks.addObject();
+    verdict.put("CheckID", r.checkId());
+    verdict.put("Name", r.name() + " verdict (pgbeacon)");
+    verdict.put("TTL", Units.consulDuration(r.ttl()));
+    verdict.put("Status", r.status().consul());
+    ObjectNode alive = checks.addObject();
+    alive.put("CheckID", r.aliveCheckId());
+    alive.put("Name", "pgbeacon alive");
+    alive.put("TTL", Units.consulDuration(r.ttl()));
+    alive.put("Status", Status.PASSING.consul());
+    alive.put("DeregisterCriticalServiceAfter", Units.consulDuration(r.deregisterCriticalAfter()));
+    put("register " + r.id(), "/v1/agent/service/register", body.toString());
   }
 
   @Override
-  public void updateTtl(String checkId, Status status, String output) throws ConsulException {
-    String note = output.length() > MAX_OUTPUT ? output.substring(0, MAX_OUTPUT) : output;
-    call("update " + checkId, () -> {
-      switch (status) {
-        case PASSING -> client.agentCheckPass(checkId, note);
-        case WARNING -> client.agentCheckWarn(checkId, note);
-        case CRITICAL -> client.agentCheckFail(checkId, note);
-      }
-    });
+  public void updateCheck(String checkId, Status status, String output) throws ConsulException {
+    ObjectNode body = JSON.createObjectNode();
+    body.put("Status", status.consul());
+    body.put("Output", output.length() > MAX_OUTPUT ? output.substring(0, MAX_OUTPUT) : output);
+    put("update " + checkId, "/v1/agent/check/update/" + checkId, body.toString());
   }
 
   @Override
   public void deregister(String serviceId) throws ConsulException {
-    call("deregister " + serviceId, () -> client.agentServiceDeregister(serviceId));
+    put("deregister " + serviceId, "/v1/agent/service/deregister/" + serviceId, "");
   }
 
   @Override
-  public KeyRead readKey(String key, long index, java.time.Duration wait) throws ConsulException {
+  public Map<String, CheckState> checks() throws ConsulException {
+    HttpResponse response = call("read checks", () -> raw.makeGetRequest("/v1/agent/checks"));
+    Map<String, CheckState> checks = new LinkedHashMap<>();
+    try {
+      JsonNode root = JSON.readTree(response.getContent());
+      for (var it = root.fields(); it.hasNext(); ) {
+        var entry = it.next();
+        Optional<Status> status = Status.fromConsul(entry.getValue().path("Status").asText());
+        status.ifPresent(s -> checks.put(entry.getKey(), new CheckState(s, entry.getValue().path("Output").asText())));
+      }
+    } catch (IOException e) {
+      throw new ConsulException("read checks: not JSON (" + e.getMessage() + ")", false);
+    }
+    return checks;
+  }
+
+  @Override
+  public KeyRead readKey(String key, long index, Duration wait) throws ConsulException {
     long seconds = Math.max(1, Math.min(wait.toSeconds(), MAX_WAIT.toSeconds()));
     KeyRead[] result = new KeyRead[1];
     call("read " + key, () -> {
-      var response = watchClient.getKVValue(key, new com.ecwid.consul.v1.QueryParams(seconds, index));
+      var response = watchClient.getKVValue(key, new QueryParams(seconds, index));
       var value = response.getValue();
       Long next = response.getConsulIndex();
-      result[0] = new KeyRead(value == null ? java.util.Optional.empty()
-          : java.util.Optional.ofNullable(value.getDecodedValue()), next == null ? 0 : next);
+      result[0] = new KeyRead(value == null ? Optional.empty() : Optional.ofNullable(value.getDecodedValue()),
+          next == null ? 0 : next);
+      return null;
     });
     return result[0];
+  }
+
+  @Override
+  public Duration giveUpAfter() {
+    return GIVE_UP_AFTER;
   }
 
   @Override
@@ -143,29 +197,50 @@ public final class EcwidConsulAgent implements ConsulAgent {
     }
   }
 
-  private interface Call {
-    void run();
+  private void put(String what, String endpoint, String body) throws ConsulException {
+    HttpResponse response = call(what, () -> raw.makePutRequest(endpoint, body));
+    if (response.getStatusCode() != 200) {
+      throw failure(what, response.getStatusCode(), response.getContent());
+    }
   }
 
-  private static void call(String what, Call call) throws ConsulException {
+  private interface Call<T> {
+    T run();
+  }
+
+  private static <T> T call(String what, Call<T> call) throws ConsulException {
     try {
-      call.run();
-    } catch (OperationException e) {
-      String content = e.getStatusContent() == null ? "" : e.getStatusContent().strip();
-      // 404 on Consul ≥ 1.9 ("Unknown check ID"); 500 on older agents ("does not have associated TTL").
-      String lower = content.toLowerCase(Locale.ROOT);
-      if (e.getStatusCode() == 404
-          || (e.getStatusCode() == 500 && (lower.contains("unknown check") || lower.contains("associated ttl")))) {
-        throw new UnknownCheckException(what + ": " + content);
+      T result = call.run();
+      if (result instanceof HttpResponse r && r.getStatusCode() != 200) {
+        throw failure(what, r.getStatusCode(), r.getContent());
       }
-      throw new ConsulException(what + ": HTTP " + e.getStatusCode() + " " + content);
+      return result;
+    } catch (OperationException e) {
+      throw failure(what, e.getStatusCode(), e.getStatusContent());
     } catch (TransportException e) {
       Throwable cause = e.getCause() == null ? e : e.getCause();
       throw new ConsulException(what + ": Consul unreachable (" + cause.getClass().getSimpleName()
-          + (cause.getMessage() == null ? "" : ": " + cause.getMessage()) + ")");
+          + (cause.getMessage() == null ? "" : ": " + cause.getMessage()) + ")", mayHaveLanded(cause));
     } catch (RuntimeException e) {
-      throw new ConsulException(what + ": " + e);
+      throw new ConsulException(what + ": " + e, true);
     }
+  }
+
+  /** The agent answered with an error: the request was not applied. */
+  private static ConsulException failure(String what, int code, String content) {
+    String text = content == null ? "" : content.strip();
+    // 404 on Consul ≥ 1.9 ("Unknown check ID"); 500 on older agents ("does not have associated TTL").
+    String lower = text.toLowerCase(Locale.ROOT);
+    if (code == 404 || (code == 500 && (lower.contains("unknown check") || lower.contains("associated ttl")))) {
+      return new UnknownCheckException(what + ": " + text);
+    }
+    return new ConsulException(what + ": HTTP " + code + " " + text, false);
+  }
+
+  /** Only a connection that was never made proves the request did not reach the agent. */
+  private static boolean mayHaveLanded(Throwable cause) {
+    return !(cause instanceof ConnectException || cause instanceof ConnectTimeoutException
+        || cause instanceof UnknownHostException || cause instanceof NoRouteToHostException);
   }
 
   private static SSLContext trusting(Path caFile) {

@@ -5,13 +5,12 @@ import io.vertx.core.WorkerExecutor;
 import java.time.Duration;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Watches one Consul key (Patroni's leader or failover key) with blocking queries and reports every change of its
- * value.
+ * Watches one Consul key (Patroni's leader or failover key) with blocking queries and reports every read: its value,
+ * and whether it changed since the last report (the first read, and the first after a failure, count as changed).
  *
  * <p>Threading: created, started and stopped on the owning verticle's event loop, where the callbacks also run.
  * The blocking reads run one at a time on a worker thread of their own; the next read is issued when the previous
@@ -26,8 +25,7 @@ public final class KeyWatch {
   private final ConsulAgent agent;
   private final String key;
   private final Duration wait;
-  private final Consumer<Optional<String>> onValue;
-  private final Consumer<String> onFailure;
+  private final Reader reader;
   private final WorkerExecutor worker;
   private long index;
   private boolean first = true;
@@ -35,14 +33,21 @@ public final class KeyWatch {
   private boolean stopped;
   private long retryTimer = -1;
 
-  public KeyWatch(Vertx vertx, ConsulAgent agent, String key, Duration wait, Consumer<Optional<String>> onValue,
-      Consumer<String> onFailure) {
+  /** What a watch reports, on the owner's event loop. */
+  public interface Reader {
+    /** A successful read; every read is reported, so that the owner knows how recent its knowledge is. */
+    void value(Optional<String> value, boolean changed);
+
+    /** A failed read; the next read follows after a pause. */
+    void failed(String error);
+  }
+
+  public KeyWatch(Vertx vertx, ConsulAgent agent, String key, Duration wait, Reader reader) {
     this.vertx = vertx;
     this.agent = agent;
     this.key = key;
     this.wait = wait;
-    this.onValue = onValue;
-    this.onFailure = onFailure;
+    this.reader = reader;
     this.worker = vertx.createSharedWorkerExecutor("pgbeacon-watch-" + key, 1,
         wait.toMillis() * 2 + 10_000, TimeUnit.MILLISECONDS);
   }
@@ -64,9 +69,9 @@ public final class KeyWatch {
       }
       if (ar.failed()) {
         index = 0;
-        first = true; // the owner forgets what it knew on a failure: report the value again, changed or not
+        first = true; // the next value is news again, changed or not
         retryTimer = vertx.setTimer(RETRY.toMillis(), id -> read());
-        onFailure.accept(ar.cause().getMessage());
+        reader.failed(ar.cause().getMessage());
         return;
       }
       ConsulAgent.KeyRead read = ar.result();
@@ -74,11 +79,10 @@ public final class KeyWatch {
       // over; an index below 1 would make every following read return at once, so wait on 1 instead.
       index = read.index() < from ? 0 : Math.max(1, read.index());
       try {
-        if (first || !read.value().equals(last)) {
-          first = false;
-          last = read.value();
-          onValue.accept(read.value());
-        }
+        boolean changed = first || !read.value().equals(last);
+        first = false;
+        last = read.value();
+        reader.value(read.value(), changed);
       } finally {
         read(); // an owner's exception must not end the watch
       }

@@ -7,10 +7,17 @@ import java.util.Map;
 import java.util.Objects;
 
 /**
- * One Consul service with its single TTL check, exactly as pgbeacon registers it.
+ * One Consul service exactly as pgbeacon registers it, with two TTL checks:
+ * <ul>
+ *   <li>the verdict ({@link #checkId()}): this view's status and reason. On a healthy node of the other role it is
+ *       critical by design, so it carries no deregister delay — Consul would otherwise remove and pgbeacon
+ *       re-register every healthy node's wrong-role service once a minute;
+ *   <li>pgbeacon's liveness ({@link #aliveCheckId()}): passing while pgbeacon runs. It carries
+ *       {@code deregisterCriticalAfter}, so only a service whose pgbeacon has been gone that long is removed.
+ * </ul>
  *
  * @param id unique on the agent: {@code <name>-<node>}, so several nodes can share one agent
- * @param status the check's status at registration, so a re-registration does not flap it to critical
+ * @param status the verdict check's status at registration, so a re-registration does not flap it to critical
  */
 public record ServiceRegistration(
     String id,
@@ -31,22 +38,20 @@ public record ServiceRegistration(
     Objects.requireNonNull(status, "status");
   }
 
-  /** Consul names a service's only check {@code service:<id>}; consul-api cannot choose another. */
+  /** The verdict check. */
   public String checkId() {
     return "service:" + id;
   }
 
-  /** Same registration apart from the check status and the given volatile meta keys. */
-  boolean sameShape(ServiceRegistration other, String volatileMetaKey) {
-    if (other == null) {
-      return false;
-    }
-    Map<String, String> a = new java.util.HashMap<>(meta);
-    Map<String, String> b = new java.util.HashMap<>(other.meta);
-    a.remove(volatileMetaKey);
-    b.remove(volatileMetaKey);
-    return id.equals(other.id) && name.equals(other.name) && tags.equals(other.tags)
-        && address.equals(other.address) && port == other.port && a.equals(b) && ttl.equals(other.ttl)
+  /** pgbeacon's liveness check. */
+  public String aliveCheckId() {
+    return "service:" + id + ":pgbeacon";
+  }
+
+  /** Same registration apart from the verdict check's status. */
+  boolean sameShape(ServiceRegistration other) {
+    return other != null && id.equals(other.id) && name.equals(other.name) && tags.equals(other.tags)
+        && address.equals(other.address) && port == other.port && meta.equals(other.meta) && ttl.equals(other.ttl)
         && deregisterCriticalAfter.equals(other.deregisterCriticalAfter);
   }
 }

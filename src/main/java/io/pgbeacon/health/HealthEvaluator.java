@@ -6,6 +6,7 @@ import io.pgbeacon.patroni.PatroniReading;
 import io.pgbeacon.patroni.PatroniStatus;
 import io.pgbeacon.patroni.Role;
 import io.pgbeacon.pgbouncer.PgBouncerStatus;
+import java.time.Duration;
 import java.util.Optional;
 import java.util.OptionalLong;
 
@@ -20,22 +21,35 @@ import java.util.OptionalLong;
  */
 public final class HealthEvaluator {
 
+  /**
+   * How recently pgbeacon's own read of the leader key must have named this node for a paused Patroni without a DCS
+   * view to pass as primary: Patroni's smallest allowed {@code ttl}, so never longer than the lock can outlive its
+   * last renewal.
+   */
+  static final Duration PAUSED_CONFIRMATION = Duration.ofSeconds(20);
+
   private HealthEvaluator() {}
 
-  public static NodeHealth evaluate(PatroniReading reading, PgBouncerStatus pgbouncer, HealthPolicy policy) {
-    return evaluate(reading, pgbouncer, DcsLeader.UNWATCHED, policy);
+  /** Without pgbeacon's own DCS watch, observed now: for {@code pgbeacon check --direct}. */
+  public static NodeHealth evaluate(PatroniReading reading, PgBouncerStatus pgbouncer, HealthPolicy policy,
+      TimeSource time) {
+    return evaluate(reading, pgbouncer, DcsLeader.UNWATCHED, policy, time.nanos(), time);
   }
 
   /**
-   * As {@link #evaluate(PatroniReading, PgBouncerStatus, HealthPolicy)}, with pgbeacon's own view of the leader key:
-   * it can only withdraw the primary (the key left this node before the next poll saw it), never grant it.
+   * The verdict, with pgbeacon's own view of the DCS keys: it can only withdraw the primary (the key left this
+   * node before the next poll saw it, a switchover is due), never grant it.
+   *
+   * @param observedAt when the reading's poll began: the verdict's age counts from here
+   * @param time the clocks for the rules that compare times (a paused node's last confirmation, a scheduled
+   *     switchover); nothing else is read from them
    */
   public static NodeHealth evaluate(PatroniReading reading, PgBouncerStatus pgbouncer, DcsLeader dcsLeader,
-      HealthPolicy policy) {
+      HealthPolicy policy, long observedAt, TimeSource time) {
     if (reading instanceof PatroniReading.Unavailable unavailable) {
       Verdict v = Verdict.critical(unavailable.reason());
       return new NodeHealth(policy.node(), Optional.empty(), "unknown", OptionalLong.empty(), OptionalLong.empty(),
-          false, Optional.empty(), Optional.empty(), v, v);
+          false, Optional.empty(), Optional.empty(), v, v, observedAt);
     }
     PatroniReading.Observed observed = (PatroniReading.Observed) reading;
     PatroniStatus status = observed.status();
@@ -51,15 +65,15 @@ public final class HealthEvaluator {
     }
     boolean sync = status.syncStandby() || self.map(ClusterView.Member::sync).orElse(false);
 
-    Verdict primary = primaryVerdict(status, cluster, node, dcsLeader, pgbouncer, policy);
+    Verdict primary = primaryVerdict(status, cluster, node, dcsLeader, pgbouncer, policy, time);
     Verdict replica = replicaVerdict(status, observed, self, lag, pgbouncer, policy);
     return new NodeHealth(node, status.scope().or(() -> cluster.flatMap(ClusterView::scope)), status.roleName(),
         status.timeline(), status.role() == Role.REPLICA ? lag : OptionalLong.empty(), sync, status.version(),
-        self.map(ClusterView.Member::host).filter(h -> !h.isEmpty()), primary, replica);
+        self.map(ClusterView.Member::host).filter(h -> !h.isEmpty()), primary, replica, observedAt);
   }
 
   private static Verdict primaryVerdict(PatroniStatus status, Optional<ClusterView> cluster, Optional<String> node,
-      DcsLeader dcsLeader, PgBouncerStatus pgbouncer, HealthPolicy policy) {
+      DcsLeader dcsLeader, PgBouncerStatus pgbouncer, HealthPolicy policy, TimeSource time) {
     if (!status.running()) {
       return Verdict.critical("PostgreSQL " + status.state() + " (role " + status.roleName() + ")");
     }
@@ -82,7 +96,7 @@ public final class HealthEvaluator {
     if (!status.holdsLeaderLock()) {
       return Verdict.critical("primary without the leader lock (demoting or isolated)");
     }
-    if (dcsLeader.switchingAwayFrom(node)) {
+    if (dcsLeader.switchingAwayFrom(node, time.wall())) {
       // Withdrawn before Patroni starts demoting: no moment with a stopping primary still advertised.
       return Verdict.critical(dcsLeader.requestText() + " requested");
     }
@@ -94,6 +108,12 @@ public final class HealthEvaluator {
     if (cluster.isPresent() && (viewLeader.isEmpty() || node.isEmpty() || !viewLeader.equals(node))) {
       return Verdict.critical("DCS names " + viewLeader.orElse("no one") + " as leader, not "
           + node.orElse("this node"));
+    }
+    if (status.paused() && cluster.isEmpty() && !dcsLeader.confirms(node, time.nanos(), PAUSED_CONFIRMATION)) {
+      // Paused, a Patroni without a DCS view answers 200 on /primary for any running primary, lock or not, and
+      // never demotes: only a recent read of the leader key naming this node still vouches for it.
+      return Verdict.critical("Patroni paused and no DCS view: nothing has confirmed this node holds the leader"
+          + " lock in the last " + PAUSED_CONFIRMATION.toSeconds() + "s");
     }
     Optional<Verdict> bouncer = pgbouncerVerdict(pgbouncer, policy);
     if (bouncer.isPresent()) {

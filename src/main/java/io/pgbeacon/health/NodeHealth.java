@@ -1,5 +1,6 @@
 package io.pgbeacon.health;
 
+import io.pgbeacon.config.Config;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalLong;
@@ -12,6 +13,8 @@ import java.util.OptionalLong;
  *     {@code unknown}
  * @param host PostgreSQL's host in Patroni's DCS view: the default advertised address
  * @param lagBytes the replica's lag behind the leader, as Patroni computes it
+ * @param observedAt when the observations behind this verdict were made ({@link TimeSource#nanos()} at the start
+ *     of the poll): publishers refuse to pass on a verdict older than {@link Freshness#limit()}
  */
 public record NodeHealth(
     Optional<String> node,
@@ -23,33 +26,56 @@ public record NodeHealth(
     Optional<String> patroniVersion,
     Optional<String> host,
     Verdict primary,
-    Verdict replica) {
+    Verdict replica,
+    long observedAt) {
 
   public NodeHealth {
+    Objects.requireNonNull(node, "node");
     Objects.requireNonNull(role, "role");
     Objects.requireNonNull(primary, "primary");
     Objects.requireNonNull(replica, "replica");
   }
 
   /** Before the first poll completes: both views critical, never silent. */
-  public static NodeHealth starting(Optional<String> node) {
+  public static NodeHealth starting(Optional<String> node, long now) {
     Verdict v = Verdict.critical("starting: no answer from Patroni yet");
     return new NodeHealth(node, Optional.empty(), "unknown", OptionalLong.empty(), OptionalLong.empty(), false,
-        Optional.empty(), Optional.empty(), v, v);
+        Optional.empty(), Optional.empty(), v, v, now);
   }
 
-  /** pgbeacon is stopping: both views critical with the given reason. */
-  public NodeHealth stopping(String reason) {
+  /** Both views critical with {@code reason} (pgbeacon stopping, a stale verdict, a failed tick); facts kept. */
+  public NodeHealth critical(String reason) {
     Verdict v = Verdict.critical(reason);
-    return new NodeHealth(node, scope, role, timeline, lagBytes, sync, patroniVersion, host, v, v);
+    return new NodeHealth(node, scope, role, timeline, lagBytes, sync, patroniVersion, host, v, v, observedAt);
   }
 
-  public Verdict view(io.pgbeacon.config.Config.View view) {
-    return view == io.pgbeacon.config.Config.View.PRIMARY ? primary : replica;
+  /** The same facts and replica view, with the primary view replaced. */
+  public NodeHealth withPrimary(Verdict verdict) {
+    return new NodeHealth(node, scope, role, timeline, lagBytes, sync, patroniVersion, host, verdict, replica,
+        observedAt);
+  }
+
+  /** The same verdict, as observed at {@code when}. */
+  public NodeHealth observedAt(long when) {
+    return new NodeHealth(node, scope, role, timeline, lagBytes, sync, patroniVersion, host, primary, replica, when);
+  }
+
+  public Verdict view(Config.View view) {
+    return view == Config.View.PRIMARY ? primary : replica;
   }
 
   /** True when either view's outcome differs from {@code other}'s: what must be pushed at once. */
   public boolean outcomeDiffers(NodeHealth other) {
     return other == null || !primary.sameOutcome(other.primary) || !replica.sameOutcome(other.replica);
+  }
+
+  /** True when this primary view is better (passing over warning over critical) than {@code other}'s. */
+  public boolean raisesPrimaryOver(NodeHealth other) {
+    return primary.status().compareTo(other.primary.status()) < 0;
+  }
+
+  /** True when this primary view is worse than {@code other}'s, or of another kind of critical. */
+  public boolean lowersPrimaryUnder(NodeHealth other) {
+    return other.raisesPrimaryOver(this);
   }
 }

@@ -12,6 +12,16 @@ public enum Status {
     return name().toLowerCase(Locale.ROOT);
   }
 
+  /** The status Consul names {@code text} ("passing", "warning", "critical"), if it is one of these. */
+  public static java.util.Optional<Status> fromConsul(String text) {
+    for (Status s : values()) {
+      if (s.consul().equals(text)) {
+        return java.util.Optional.of(s);
+      }
+    }
+    return java.util.Optional.empty();
+  }
+
   /** Exit code of {@code pgbeacon check}, as Consul script checks and keepalived expect: 0, 1, 2. */
   public int exitCode() {
     return ordinal();

@@ -2,6 +2,9 @@ package io.pgbeacon.patroni;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.json.JsonMapper;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.format.DateTimeParseException;
 import java.util.Optional;
 
 /**
@@ -10,9 +13,9 @@ import java.util.Optional;
  *
  * @param leader the member to take leadership from (absent for a failover: whoever leads)
  * @param candidate the member to promote, if named
- * @param scheduled true when the request is for later: nothing happens yet
+ * @param scheduledAt when a scheduled switchover is due; empty for one that is due now
  */
-public record FailoverRequest(Optional<String> leader, Optional<String> candidate, boolean scheduled) {
+public record FailoverRequest(Optional<String> leader, Optional<String> candidate, Optional<Instant> scheduledAt) {
 
   private static final JsonMapper JSON = JsonMapper.builder().build();
 
@@ -32,9 +35,23 @@ public record FailoverRequest(Optional<String> leader, Optional<String> candidat
       if (leader.isEmpty() && candidate.isEmpty()) {
         return Optional.empty();
       }
-      return Optional.of(new FailoverRequest(leader, candidate, root.hasNonNull("scheduled_at")));
+      return Optional.of(new FailoverRequest(leader, candidate, text(root, "scheduled_at").map(FailoverRequest::time)));
     } catch (java.io.IOException e) {
       return Optional.empty();
+    }
+  }
+
+  /** True once the request is due at {@code now}: unscheduled, or its time has come. */
+  public boolean dueAt(Instant now) {
+    return scheduledAt.map(at -> !at.isAfter(now)).orElse(true);
+  }
+
+  /** Patroni writes ISO 8601 with an offset; a time pgbeacon cannot read is taken as due (withdraw rather than trust). */
+  private static Instant time(String text) {
+    try {
+      return OffsetDateTime.parse(text).toInstant();
+    } catch (DateTimeParseException e) {
+      return Instant.MIN;
     }
   }
 

@@ -46,29 +46,32 @@ public final class PatroniClient {
     this.client = WebClient.create(vertx, options);
   }
 
-  /** One poll; completes within the configured timeout, always successfully. */
+  /** One poll of both endpoints, in parallel; completes within the configured timeout, always successfully. */
   public Future<PatroniReading> read() {
     Future<HttpResponse<Buffer>> primary = get("/primary");
     Future<HttpResponse<Buffer>> cluster = get("/cluster");
     return Future.join(primary, cluster).transform(ignored -> Future.succeededFuture(combine(primary, cluster)));
   }
 
+  /**
+   * One poll of {@code /primary} only, with the cluster view of {@code previous} (or its problem) reused: Patroni
+   * reads the whole cluster from the DCS for every {@code GET /cluster}.
+   */
+  public Future<PatroniReading> read(PatroniReading.Observed previous) {
+    Future<HttpResponse<Buffer>> primary = get("/primary");
+    return primary.transform(ignored -> {
+      PatroniReading reading = status(primary);
+      return Future.succeededFuture(reading instanceof PatroniReading.Observed o
+          ? new PatroniReading.Observed(o.status(), previous.cluster(), previous.clusterProblem(), true) : reading);
+    });
+  }
+
   private PatroniReading combine(Future<HttpResponse<Buffer>> primary, Future<HttpResponse<Buffer>> cluster) {
-    if (primary.failed()) {
-      return new PatroniReading.Unavailable("Patroni unreachable: " + describe(primary.cause()));
+    PatroniReading reading = status(primary);
+    if (!(reading instanceof PatroniReading.Observed observed)) {
+      return reading;
     }
-    HttpResponse<Buffer> response = primary.result();
-    int code = response.statusCode();
-    // /primary answers 200 (leader lock held) or 503 (not), both with the status JSON; anything else is not Patroni.
-    if (code != 200 && code != 503) {
-      return new PatroniReading.Unavailable("Patroni answered HTTP " + code + " on /primary");
-    }
-    PatroniStatus status;
-    try {
-      status = PatroniParser.status(bytes(response), code == 200);
-    } catch (PatroniParseException e) {
-      return new PatroniReading.Unavailable(e.getMessage());
-    }
+    PatroniStatus status = observed.status();
     if (cluster.failed()) {
       return new PatroniReading.Observed(status, Optional.empty(),
           Optional.of("cluster view unavailable: " + describe(cluster.cause())));
@@ -82,6 +85,25 @@ public final class PatroniClient {
           Optional.empty());
     } catch (PatroniParseException e) {
       return new PatroniReading.Observed(status, Optional.empty(), Optional.of(e.getMessage()));
+    }
+  }
+
+  /** The status in a {@code /primary} answer (without a cluster view), or why there is none. */
+  private static PatroniReading status(Future<HttpResponse<Buffer>> primary) {
+    if (primary.failed()) {
+      return new PatroniReading.Unavailable("Patroni unreachable: " + describe(primary.cause()));
+    }
+    HttpResponse<Buffer> response = primary.result();
+    int code = response.statusCode();
+    // /primary answers 200 (leader lock held) or 503 (not), both with the status JSON; anything else is not Patroni.
+    if (code != 200 && code != 503) {
+      return new PatroniReading.Unavailable("Patroni answered HTTP " + code + " on /primary");
+    }
+    try {
+      return new PatroniReading.Observed(PatroniParser.status(bytes(response), code == 200), Optional.empty(),
+          Optional.empty());
+    } catch (PatroniParseException e) {
+      return new PatroniReading.Unavailable(e.getMessage());
     }
   }
 

@@ -9,11 +9,26 @@ public sealed interface PatroniReading {
   /**
    * Patroni answered about itself; the cluster view is separate because Patroni serves it from the DCS, which
    * can be unreachable while Patroni and PostgreSQL are fine.
+   *
+   * @param clusterReused the cluster view (or its problem) is the previous poll's, not read in this one: Patroni
+   *     reads the whole cluster from the DCS for every {@code GET /cluster}, so it is read at the base poll rate only
    */
-  record Observed(PatroniStatus status, Optional<ClusterView> cluster, Optional<String> clusterProblem)
-      implements PatroniReading {
+  record Observed(PatroniStatus status, Optional<ClusterView> cluster, Optional<String> clusterProblem,
+      boolean clusterReused) implements PatroniReading {
     public Observed {
       Objects.requireNonNull(status, "status");
+      Objects.requireNonNull(cluster, "cluster");
+      Objects.requireNonNull(clusterProblem, "clusterProblem");
+    }
+
+    /** Both read in this poll. */
+    public Observed(PatroniStatus status, Optional<ClusterView> cluster, Optional<String> clusterProblem) {
+      this(status, cluster, clusterProblem, false);
+    }
+
+    /** The same reading without its cluster view, as if Patroni could not serve it. */
+    public Observed withoutCluster() {
+      return new Observed(status, Optional.empty(), Optional.of("cluster view not used"), clusterReused);
     }
   }
 

@@ -92,10 +92,7 @@ class AgentReplyTest {
 
   @Test
   void aPrimaryWeighsFullWhateverTheLag() {
-    var health = new io.pgbeacon.health.NodeHealth(java.util.Optional.of("node1"), java.util.Optional.empty(),
-        "primary", OptionalLong.of(3), OptionalLong.of(14 * MB), false, java.util.Optional.empty(),
-        java.util.Optional.empty(), new Verdict(Status.PASSING, false, "primary, timeline 3"),
-        new Verdict(Status.CRITICAL, true, "primary"));
+    var health = io.pgbeacon.support.Healths.primary("node1").lag(14 * MB).build();
     assertEquals("up ready 100% #primary, timeline 3\n", AgentReply.line(health, View.PRIMARY, DEFAULTS));
   }
 

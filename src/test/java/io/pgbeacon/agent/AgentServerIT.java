@@ -1,5 +1,7 @@
 package io.pgbeacon.agent;
 
+import io.pgbeacon.support.Healths;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -41,7 +43,7 @@ class AgentServerIT {
   @BeforeEach
   void setUp() {
     vertx = Vertx.vertx();
-    show(NodeHealth.starting(Optional.of("node1")));
+    show(NodeHealth.starting(Optional.of("node1"), System.nanoTime()));
   }
 
   @AfterEach
@@ -106,8 +108,7 @@ class AgentServerIT {
   }
 
   private static NodeHealth health(Verdict primary, Verdict replica) {
-    return new NodeHealth(Optional.of("node1"), Optional.of("demo"), "primary", OptionalLong.of(2),
-        OptionalLong.empty(), false, Optional.of("4.1.5"), Optional.empty(), primary, replica);
+    return Healths.primary("node1").timeline(2).primaryView(primary).replicaView(replica).build();
   }
 
   /** One HAProxy-style exchange; the server must close after its line. */

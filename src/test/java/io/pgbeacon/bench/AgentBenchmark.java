@@ -1,5 +1,7 @@
 package io.pgbeacon.bench;
 
+import io.pgbeacon.support.Healths;
+
 import io.pgbeacon.InProcessAgent;
 import io.pgbeacon.health.NodeHealth;
 import io.pgbeacon.health.Status;
@@ -137,9 +139,8 @@ public final class AgentBenchmark {
   }
 
   private static NodeHealth primaryNode() {
-    return new NodeHealth(Optional.of("bench1"), Optional.of("bench"), "primary", OptionalLong.of(2),
-        OptionalLong.empty(), false, Optional.of("4.1.5"), Optional.of("127.0.0.1"),
-        new Verdict(Status.PASSING, false, "primary, timeline 2"), new Verdict(Status.CRITICAL, true, "primary"));
+    return Healths.primary("bench1").scope("bench").timeline(2).host("127.0.0.1")
+        .primaryView(Healths.pass("primary, timeline 2")).build();
   }
 
   static String machine() {

@@ -1,5 +1,9 @@
 package io.pgbeacon.consul;
 
+import io.pgbeacon.health.Freshness;
+import io.pgbeacon.health.TimeSource;
+import io.pgbeacon.support.Healths;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.pgbeacon.config.Config;
@@ -42,11 +46,10 @@ class ConsulRegistrarContainerIT {
     try {
       CompletableFuture<ConsulRegistrar> started = new CompletableFuture<>();
       vertx.runOnContext(v -> {
-        ConsulRegistrar r = new ConsulRegistrar(vertx, new EcwidConsulAgent(config.consul()), config, "test");
+        ConsulRegistrar r = new ConsulRegistrar(vertx, new EcwidConsulAgent(config.consul()), config, "test",
+            Freshness.of(config), TimeSource.SYSTEM);
         r.start();
-        r.publish(new NodeHealth(Optional.of("tc1"), Optional.of("demo"), "primary", OptionalLong.of(1),
-            OptionalLong.empty(), false, Optional.of("4.1.5"), Optional.of("127.0.0.1"),
-            new Verdict(Status.PASSING, false, "primary"), new Verdict(Status.CRITICAL, true, "primary")));
+        r.publish(Healths.primary("tc1").timeline(1).host("127.0.0.1").primaryView(Healths.pass("primary")).build());
         started.complete(r);
       });
       started.get(10, TimeUnit.SECONDS);

@@ -1,6 +1,7 @@
 package io.pgbeacon.consul;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.pgbeacon.health.Status;
 import io.pgbeacon.support.Await;
@@ -28,6 +29,7 @@ class KeyWatchTest {
   ScriptedConsul consul;
   KeyWatch watch;
   final List<String> events = new CopyOnWriteArrayList<>();
+  final java.util.concurrent.atomic.AtomicInteger reads = new java.util.concurrent.atomic.AtomicInteger();
 
   @BeforeEach
   void setUp() {
@@ -79,13 +81,26 @@ class KeyWatchTest {
     start(value -> events.add("value " + value.orElse("-")));
     Await.until("a third read", SOON, () -> consul.indexes.size(), n -> n >= 3);
     assertEquals(List.of(0L, 50L, 0L), consul.indexes.subList(0, 3));
-    assertEquals(List.of("value node1"), events, "an unchanged value is reported once");
+    assertEquals(List.of("value node1"), events, "an unchanged value is reported as unchanged");
+    assertTrue(reads.get() >= 2, "every read is reported");
   }
 
   private void start(java.util.function.Consumer<Optional<String>> onValue) {
     vertx.runOnContext(v -> {
-      watch = new KeyWatch(vertx, consul, "service/demo/leader", Duration.ofMillis(200), onValue,
-          error -> events.add("failure " + error));
+      watch = new KeyWatch(vertx, consul, "service/demo/leader", Duration.ofMillis(200), new KeyWatch.Reader() {
+        @Override
+        public void value(Optional<String> value, boolean changed) {
+          if (changed) {
+            onValue.accept(value);
+          }
+          reads.incrementAndGet();
+        }
+
+        @Override
+        public void failed(String error) {
+          events.add("failure " + error);
+        }
+      });
       watch.start();
     });
     Await.until("the watch started", SOON, () -> watch != null, started -> started);
@@ -102,7 +117,7 @@ class KeyWatchTest {
     }
 
     void fail(String message) {
-      script.add(new ConsulException(message));
+      script.add(new ConsulException(message, false));
     }
 
     @Override
@@ -113,7 +128,7 @@ class KeyWatchTest {
         next = script.poll(wait.toMillis(), TimeUnit.MILLISECONDS);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
-        throw new ConsulException("interrupted");
+        throw new ConsulException("interrupted", false);
       }
       if (next == null) {
         return new KeyRead(last, Math.max(1, index)); // the wait ran out: no change
@@ -132,8 +147,18 @@ class KeyWatchTest {
     }
 
     @Override
-    public void updateTtl(String checkId, Status status, String output) {
+    public void updateCheck(String checkId, Status status, String output) {
       throw new UnsupportedOperationException();
+    }
+
+    @Override
+    public java.util.Map<String, CheckState> checks() {
+      throw new UnsupportedOperationException();
+    }
+
+    @Override
+    public Duration giveUpAfter() {
+      return Duration.ofSeconds(60);
     }
 
     @Override

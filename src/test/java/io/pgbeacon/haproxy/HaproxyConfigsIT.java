@@ -14,6 +14,7 @@ import io.pgbeacon.support.ConsulDevAgent;
 import io.pgbeacon.support.FreePorts;
 import io.pgbeacon.support.Haproxy;
 import io.pgbeacon.support.HaproxyConfig;
+import io.pgbeacon.support.Healths;
 import io.pgbeacon.support.PatroniStub;
 import io.pgbeacon.support.TcpStub;
 import java.io.ByteArrayOutputStream;
@@ -429,12 +430,11 @@ class HaproxyConfigsIT {
   }
 
   static NodeHealth starting() {
-    return NodeHealth.starting(Optional.of("pg"));
+    return NodeHealth.starting(Optional.of("pg"), System.nanoTime());
   }
 
   static NodeHealth health(Verdict primary, Verdict replica) {
-    return new NodeHealth(Optional.of("pg"), Optional.of("demo"), "primary", OptionalLong.of(2),
-        OptionalLong.empty(), false, Optional.of("3.0.2"), Optional.empty(), primary, replica);
+    return Healths.primary("pg").timeline(2).version("3.0.2").primaryView(primary).replicaView(replica).build();
   }
 
   static Verdict passing(String reason) {

@@ -13,6 +13,7 @@ import io.pgbeacon.patroni.PatroniReading;
 import io.pgbeacon.patroni.PatroniStatus;
 import io.pgbeacon.patroni.Role;
 import io.pgbeacon.pgbouncer.PgBouncerStatus;
+import io.pgbeacon.support.FakeTime;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -96,6 +97,11 @@ class HealthEvaluatorTest {
         row("leader whose DCS view is unavailable (lock still held)",
             new PatroniReading.Observed(status("running", "master", true), Optional.empty(),
                 Optional.of("cluster view unavailable: HTTP 503")), BOUNCER_OK, POLICY, Expect.PASS, Expect.PARK),
+        row("paused leader without a DCS view, its leader key not read recently",
+            new PatroniReading.Observed(pausedLeader(), Optional.empty(),
+                Optional.of("cluster view unavailable: HTTP 503")), BOUNCER_OK, POLICY, Expect.FAIL, Expect.PARK),
+        row("paused leader with its DCS view", observed(pausedLeader(), cluster("node1", 0)), BOUNCER_OK, POLICY,
+            Expect.PASS, Expect.PARK),
         row("leader of a cluster with no leader key",
             observed(status("running", "primary", true), new ClusterView(List.of(member("node1", "replica", 0)),
                 false, Optional.empty())), BOUNCER_OK, POLICY, Expect.FAIL, Expect.PARK));
@@ -105,7 +111,7 @@ class HealthEvaluatorTest {
   @MethodSource("situations")
   void decides(String situation, PatroniReading reading, PgBouncerStatus bouncer, HealthPolicy policy,
       Expect primary, Expect replica) {
-    NodeHealth health = HealthEvaluator.evaluate(reading, bouncer, policy);
+    NodeHealth health = eval(reading, bouncer, policy);
     assertEquals(primary, Expect.of(health.primary()), "primary view: " + health.primary().reason());
     assertEquals(replica, Expect.of(health.replica()), "replica view: " + health.replica().reason());
     assertTrue(!health.primary().reason().isBlank() && !health.replica().reason().isBlank(), "reasons given");
@@ -113,32 +119,32 @@ class HealthEvaluatorTest {
 
   @Test
   void theWatchedLeaderKeyCanWithdrawThePrimaryButNeverGrantIt() {
-    DcsLeader elsewhere = DcsLeader.held(Optional.of("node2"));
-    DcsLeader nobody = DcsLeader.held(Optional.empty());
-    DcsLeader here = DcsLeader.held(Optional.of("node1"));
-    NodeHealth moved = HealthEvaluator.evaluate(leader(), BOUNCER_OK, elsewhere, POLICY);
+    DcsLeader elsewhere = held(Optional.of("node2"));
+    DcsLeader nobody = held(Optional.empty());
+    DcsLeader here = held(Optional.of("node1"));
+    NodeHealth moved = eval(leader(), BOUNCER_OK, elsewhere, POLICY);
     assertEquals(CRITICAL, moved.primary().status());
     assertEquals("leader key names node2, not node1", moved.primary().reason());
-    assertEquals(CRITICAL, HealthEvaluator.evaluate(leader(), BOUNCER_OK, nobody, POLICY).primary().status());
-    assertEquals(PASSING, HealthEvaluator.evaluate(leader(), BOUNCER_OK, here, POLICY).primary().status());
+    assertEquals(CRITICAL, eval(leader(), BOUNCER_OK, nobody, POLICY).primary().status());
+    assertEquals(PASSING, eval(leader(), BOUNCER_OK, here, POLICY).primary().status());
     // A replica is not made primary by the key: promotion must have completed in PostgreSQL.
-    NodeHealth promoting = HealthEvaluator.evaluate(
+    NodeHealth promoting = eval(
         observed(status("running", "replica", true), cluster("node1", 0)), BOUNCER_OK, here, POLICY);
     assertEquals(CRITICAL, promoting.primary().status());
-    assertEquals(PASSING, HealthEvaluator.evaluate(replica(0), BOUNCER_OK, elsewhere, POLICY).replica().status());
+    assertEquals(PASSING, eval(replica(0), BOUNCER_OK, elsewhere, POLICY).replica().status());
   }
 
   @Test
   void aRequestedSwitchoverWithdrawsThePrimaryBeforePatroniDemotesIt() {
-    DcsLeader here = DcsLeader.held(Optional.of("node1"));
-    NodeHealth away = HealthEvaluator.evaluate(leader(), BOUNCER_OK, here.withRequest(request("node1", "node2")),
+    DcsLeader here = held(Optional.of("node1"));
+    NodeHealth away = eval(leader(), BOUNCER_OK, here.withRequest(request("node1", "node2")),
         POLICY);
     assertEquals(CRITICAL, away.primary().status());
     assertEquals("switchover to node2 requested", away.primary().reason());
-    assertEquals(PASSING, HealthEvaluator.evaluate(leader(), BOUNCER_OK,
+    assertEquals(PASSING, eval(leader(), BOUNCER_OK,
         here.withRequest(request("node3", "node2")), POLICY).primary().status(),
         "a request about another member changes nothing here");
-    assertEquals(PASSING, HealthEvaluator.evaluate(leader(), BOUNCER_OK,
+    assertEquals(PASSING, eval(leader(), BOUNCER_OK,
         here.withRequest(request("node1", "node1")), POLICY).primary().status(),
         "a request to stay where it is changes nothing");
   }
@@ -147,31 +153,31 @@ class HealthEvaluatorTest {
   void aFailoverNamingOnlyTheCandidateWithdrawsWhoeverLeads() {
     // `patronictl failover --candidate node2` (Patroni 3.2+) writes no leader: it moves the leadership from
     // whoever holds it, whether or not pgbeacon has seen the leader key yet.
-    Optional<FailoverRequest> toNode2 = Optional.of(new FailoverRequest(Optional.empty(), Optional.of("node2"), false));
-    for (DcsLeader known : List.of(DcsLeader.held(Optional.of("node1")), DcsLeader.UNWATCHED)) {
-      NodeHealth away = HealthEvaluator.evaluate(leader(), BOUNCER_OK, known.withRequest(toNode2), POLICY);
+    Optional<FailoverRequest> toNode2 = Optional.of(new FailoverRequest(Optional.empty(), Optional.of("node2"), Optional.empty()));
+    for (DcsLeader known : List.of(held(Optional.of("node1")), DcsLeader.UNWATCHED)) {
+      NodeHealth away = eval(leader(), BOUNCER_OK, known.withRequest(toNode2), POLICY);
       assertEquals(CRITICAL, away.primary().status(), known.toString());
       assertEquals("failover to node2 requested", away.primary().reason());
     }
-    Optional<FailoverRequest> toNode1 = Optional.of(new FailoverRequest(Optional.empty(), Optional.of("node1"), false));
-    assertEquals(PASSING, HealthEvaluator.evaluate(leader(), BOUNCER_OK,
-        DcsLeader.held(Optional.of("node1")).withRequest(toNode1), POLICY).primary().status(),
+    Optional<FailoverRequest> toNode1 = Optional.of(new FailoverRequest(Optional.empty(), Optional.of("node1"), Optional.empty()));
+    assertEquals(PASSING, eval(leader(), BOUNCER_OK,
+        held(Optional.of("node1")).withRequest(toNode1), POLICY).primary().status(),
         "the candidate itself is not withdrawn");
   }
 
   private static Optional<FailoverRequest> request(String leader, String candidate) {
-    return Optional.of(new FailoverRequest(Optional.of(leader), Optional.of(candidate), false));
+    return Optional.of(new FailoverRequest(Optional.of(leader), Optional.of(candidate), Optional.empty()));
   }
 
   @Test
   void reasonsNameTheCause() {
     assertEquals("PgBouncer: Connection refused",
-        HealthEvaluator.evaluate(leader(), BOUNCER_DOWN, POLICY).primary().reason());
+        eval(leader(), BOUNCER_DOWN, POLICY).primary().reason());
     assertEquals("replica lag 17MB exceeds max-lag 16MB",
-        HealthEvaluator.evaluate(replica(17 * MB), BOUNCER_OK, POLICY).replica().reason());
-    assertEquals("Patroni unreachable: timeout", HealthEvaluator.evaluate(
+        eval(replica(17 * MB), BOUNCER_OK, POLICY).replica().reason());
+    assertEquals("Patroni unreachable: timeout", eval(
         new PatroniReading.Unavailable("Patroni unreachable: timeout"), BOUNCER_OK, POLICY).primary().reason());
-    assertTrue(HealthEvaluator.evaluate(observed(pausedLeader(), cluster("node1", 0)), BOUNCER_OK, POLICY)
+    assertTrue(eval(observed(pausedLeader(), cluster("node1", 0)), BOUNCER_OK, POLICY)
         .primary().reason().contains("Patroni paused"));
   }
 
@@ -187,7 +193,7 @@ class HealthEvaluatorTest {
     PatroniStatus nameless = new PatroniStatus("running", Role.REPLICA, "replica", false, OptionalLong.of(1),
         OptionalLong.of(1), false, false, false, false, Map.of(), Optional.of("demo"), Optional.empty(),
         Optional.of("3.0.2"), OptionalLong.of(1));
-    NodeHealth health = HealthEvaluator.evaluate(observed(nameless, view), BOUNCER_OK, unnamed);
+    NodeHealth health = eval(observed(nameless, view), BOUNCER_OK, unnamed);
     assertEquals(Optional.of("node2"), health.node());
     assertEquals(OptionalLong.of(42), health.lagBytes());
     assertEquals(Optional.of("127.0.0.2"), health.host());
@@ -201,10 +207,45 @@ class HealthEvaluatorTest {
     PatroniStatus stalled = new PatroniStatus("running", Role.REPLICA, "replica", false, OptionalLong.of(3),
         OptionalLong.of(1000), true, true, false, false, Map.of(), Optional.of("demo"), Optional.of("node1"),
         Optional.of("4.1.5"), OptionalLong.of(1000 + 20 * MB));
-    NodeHealth health = HealthEvaluator.evaluate(observed(stalled, cluster("node2", 1024)), BOUNCER_OK, POLICY);
+    NodeHealth health = eval(observed(stalled, cluster("node2", 1024)), BOUNCER_OK, POLICY);
     assertEquals(OptionalLong.of(1024 + 20 * MB), health.lagBytes());
     assertEquals(CRITICAL, health.replica().status());
     assertTrue(health.replica().reason().contains("replay paused"), health.replica().reason());
+  }
+
+  @Test
+  void aPausedLeaderWithoutADcsViewPassesOnlyWhileItsLeaderKeyWasReadRecently() {
+    // Paused, Patroni answers 200 on /primary for a running primary once its DCS view is gone, lock or not, and
+    // never demotes. Only pgbeacon's own recent read of the leader key naming this node still vouches for it.
+    PatroniReading noView = new PatroniReading.Observed(pausedLeader(), Optional.empty(),
+        Optional.of("cluster view unavailable: HTTP 503"));
+    NodeHealth unconfirmed = eval(noView, BOUNCER_OK, DcsLeader.UNWATCHED, POLICY);
+    assertEquals(CRITICAL, unconfirmed.primary().status());
+    assertTrue(unconfirmed.primary().reason().startsWith("Patroni paused and no DCS view"),
+        unconfirmed.primary().reason());
+
+    DcsLeader readNow = held(Optional.of("node1"));
+    assertEquals(PASSING, eval(noView, BOUNCER_OK, readNow, POLICY).primary().status());
+    TIME.advance(java.time.Duration.ofSeconds(19));
+    assertEquals(PASSING, eval(noView, BOUNCER_OK, readNow, POLICY).primary().status(), "read 19 s ago");
+    TIME.advance(java.time.Duration.ofSeconds(2));
+    assertEquals(CRITICAL, eval(noView, BOUNCER_OK, readNow, POLICY).primary().status(),
+        "read 21 s ago: longer than Patroni's smallest ttl");
+    assertEquals(PASSING, eval(observed(pausedLeader(), cluster("node1", 0)), BOUNCER_OK, DcsLeader.UNWATCHED,
+        POLICY).primary().status(), "a DCS view naming this node is confirmation enough");
+    assertEquals(CRITICAL, eval(noView, BOUNCER_OK, held(Optional.of("node2")), POLICY).primary().status());
+  }
+
+  @Test
+  void aScheduledSwitchoverWithdrawsThePrimaryFromItsTimeOn() {
+    java.time.Instant at = TIME.wall().plusSeconds(60);
+    DcsLeader scheduled = held(Optional.of("node1")).withRequest(Optional.of(new FailoverRequest(
+        Optional.of("node1"), Optional.of("node2"), Optional.of(at))));
+    assertEquals(PASSING, eval(leader(), BOUNCER_OK, scheduled, POLICY).primary().status(), "not due yet");
+    TIME.advance(java.time.Duration.ofSeconds(60));
+    NodeHealth due = eval(leader(), BOUNCER_OK, scheduled, POLICY);
+    assertEquals(CRITICAL, due.primary().status());
+    assertEquals("switchover to node2 requested", due.primary().reason());
   }
 
   // ---- situations ----------------------------------------------------------------------------------------
@@ -212,6 +253,22 @@ class HealthEvaluatorTest {
   private static Arguments row(String name, PatroniReading reading, PgBouncerStatus bouncer, HealthPolicy policy,
       Expect primary, Expect replica) {
     return Arguments.of(name, reading, bouncer, policy, primary, replica);
+  }
+
+  private static final FakeTime TIME = new FakeTime();
+
+  private static NodeHealth eval(PatroniReading reading, PgBouncerStatus bouncer, HealthPolicy policy) {
+    return eval(reading, bouncer, DcsLeader.UNWATCHED, policy);
+  }
+
+  private static NodeHealth eval(PatroniReading reading, PgBouncerStatus bouncer, DcsLeader dcs,
+      HealthPolicy policy) {
+    return HealthEvaluator.evaluate(reading, bouncer, dcs, policy, TIME.nanos(), TIME);
+  }
+
+  /** The leader key, read just now, naming {@code holder}. */
+  private static DcsLeader held(Optional<String> holder) {
+    return DcsLeader.UNWATCHED.heldBy(holder, TIME.nanos());
   }
 
   private static HealthPolicy notRequired() {

@@ -15,6 +15,7 @@ public final class ConsulDevAgent implements AutoCloseable {
 
   private final Path dir;
   private final String masterToken;
+  private final String extraConfig;
   private final int httpPort = FreePorts.next();
   private final int dnsPort = FreePorts.next();
   private final int serverPort = FreePorts.next();
@@ -23,8 +24,14 @@ public final class ConsulDevAgent implements AutoCloseable {
   private Process process;
 
   public ConsulDevAgent(Path dir, String masterToken) {
+    this(dir, masterToken, "");
+  }
+
+  /** @param extraConfig more agent configuration (HCL), e.g. {@code check_reap_interval = "1s"} */
+  public ConsulDevAgent(Path dir, String masterToken, String extraConfig) {
     this.dir = dir;
     this.masterToken = masterToken;
+    this.extraConfig = extraConfig;
   }
 
   public ConsulDevAgent start() throws IOException {
@@ -40,6 +47,12 @@ public final class ConsulDevAgent implements AutoCloseable {
       cmd.add("-config-file");
       cmd.add(hcl.toString());
     }
+    if (!extraConfig.isEmpty()) {
+      Path hcl = dir.resolve("extra.hcl");
+      Files.writeString(hcl, extraConfig);
+      cmd.add("-config-file");
+      cmd.add(hcl.toString());
+    }
     process = new ProcessBuilder(cmd).redirectErrorStream(true)
         .redirectOutput(ProcessBuilder.Redirect.appendTo(log().toFile())).start();
     ConsulHttp http = new ConsulHttp(address(), masterToken);
@@ -52,6 +65,11 @@ public final class ConsulDevAgent implements AutoCloseable {
   public void restart() throws IOException {
     stop();
     start();
+  }
+
+  /** Sends {@code signal} (e.g. STOP, CONT) to the agent process: a stalled agent, as in a long GC or I/O pause. */
+  public void signal(String signal) {
+    Signals.send(process.pid(), signal);
   }
 
   public String address() {

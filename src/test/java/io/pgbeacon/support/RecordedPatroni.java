@@ -24,13 +24,22 @@ public final class RecordedPatroni implements AutoCloseable {
     t.setDaemon(true);
     return t;
   });
-  private final byte[] status;
+  private final String version;
+  private volatile byte[] status;
   private final byte[] cluster;
-  private final boolean leader;
+  private volatile boolean leader;
+  private final java.util.Map<String, java.util.concurrent.atomic.AtomicInteger> requests =
+      new java.util.concurrent.ConcurrentHashMap<>();
   private final Object lock = new Object();
   private boolean hung;
 
+  static {
+    // Without it the JDK server writes headers and body in two segments and waits for the delayed ACK (40 ms).
+    System.setProperty("sun.net.httpserver.nodelay", "true");
+  }
+
   private RecordedPatroni(String version, String statusFile, boolean leader) {
+    this.version = version;
     this.status = recorded(version, statusFile);
     this.cluster = recorded(version, "cluster.json");
     this.leader = leader;
@@ -42,11 +51,13 @@ public final class RecordedPatroni implements AutoCloseable {
     server.setExecutor(threads); // a hung request must not hold up the others
     server.createContext("/", exchange -> {
       try (exchange) {
+        requests.computeIfAbsent(exchange.getRequestURI().getPath(),
+            k -> new java.util.concurrent.atomic.AtomicInteger()).incrementAndGet();
         awaitNotHung();
         boolean primaryPath = exchange.getRequestURI().getPath().equals("/primary");
         byte[] body = primaryPath ? status : cluster;
         exchange.getResponseHeaders().add("Content-Type", "application/json");
-        exchange.sendResponseHeaders(primaryPath && !leader ? 503 : 200, body.length);
+        exchange.sendResponseHeaders(primaryPath && !this.leader ? 503 : 200, body.length);
         try (OutputStream out = exchange.getResponseBody()) {
           out.write(body);
         }
@@ -62,6 +73,18 @@ public final class RecordedPatroni implements AutoCloseable {
 
   public String url() {
     return "http://127.0.0.1:" + server.getAddress().getPort();
+  }
+
+  /** From now on /primary answers {@code statusFile} (of the same version), 200 when {@code leader}, else 503. */
+  public void serve(String statusFile, boolean leader) {
+    this.status = recorded(version, statusFile);
+    this.leader = leader;
+  }
+
+  /** How many requests for {@code path} arrived so far. */
+  public int requests(String path) {
+    var n = requests.get(path);
+    return n == null ? 0 : n.get();
   }
 
   /** True: requests from now on (and those waiting) get no answer until {@code hang(false)}. */

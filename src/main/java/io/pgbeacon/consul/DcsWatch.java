@@ -1,0 +1,225 @@
+package io.pgbeacon.consul;
+
+import io.pgbeacon.config.Config;
+import io.pgbeacon.health.DcsLeader;
+import io.pgbeacon.health.TimeSource;
+import io.pgbeacon.net.FailureRun;
+import io.pgbeacon.patroni.FailoverRequest;
+import io.vertx.core.Vertx;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Optional;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * pgbeacon's own watch of Patroni's leader key and, beside it, its failover key ({@code patroni.leader-key}), kept
+ * as a {@link DcsLeader} that the verdict reads. It tells its {@link Listener} when what it knows may withdraw this
+ * node's primary (re-decide now) or moves the leadership here (poll soon); it never calls back for anything else.
+ *
+ * <p>Rules:
+ * <ul>
+ *   <li>{@code leader-key: auto}: until the key has been seen in this Consul, an absent key says nothing (Patroni's
+ *       DCS is probably elsewhere) and the watch is {@linkplain DcsLeader#unwatched() unwatched};
+ *   <li>a failing read keeps what was last seen — a leader key naming another node, a pending request — until a
+ *       read succeeds again; each watch logs one WARN when its failures start and one INFO when they end;
+ *   <li>a scheduled switchover counts from its time on: the listener hears of it then.
+ * </ul>
+ *
+ * <p>Threading: created, started, read and stopped on the owning verticle's event loop, where the callbacks run.
+ */
+public final class DcsWatch {
+
+  private static final Logger log = LoggerFactory.getLogger(DcsWatch.class);
+  /** Shorter than Patroni's smallest ttl (20 s), so a healthy watch always has a read that recent. */
+  static final Duration WAIT = Duration.ofSeconds(10);
+
+  /** What the monitor hears. */
+  public interface Listener {
+    /**
+     * What the watch knows changed.
+     *
+     * @param canWithdraw this node may no longer be allowed to lead: re-decide now, and let no poll begun earlier
+     *     raise the primary view
+     * @param towardsSelf the leadership is moving to this node: poll soon to publish the promotion
+     */
+    void dcsChanged(boolean canWithdraw, boolean towardsSelf);
+
+    /** Both watches have answered (a value or a failure) at least once since they started. */
+    void watchesAnswered();
+  }
+
+  private final Vertx vertx;
+  private final ConsulAgent agent;
+  private final Config.LeaderKey config;
+  private final TimeSource time;
+  private final Supplier<Optional<String>> self;
+  private final Listener listener;
+  private KeyWatch leaderWatch;
+  private KeyWatch failoverWatch;
+  private FailureRun leaderFailures;
+  private FailureRun failoverFailures;
+  private DcsLeader leader = DcsLeader.UNWATCHED;
+  private boolean leaderKeySeen;
+  private boolean leaderAnswered;
+  private boolean failoverAnswered;
+  private long scheduledTimer = -1;
+  private boolean stopped;
+
+  /** @param self this node's Patroni name as far as it is known now */
+  public DcsWatch(Vertx vertx, ConsulAgent agent, Config.LeaderKey config, TimeSource time,
+      Supplier<Optional<String>> self, Listener listener) {
+    this.vertx = vertx;
+    this.agent = agent;
+    this.config = config;
+    this.time = time;
+    this.self = self;
+    this.listener = listener;
+  }
+
+  /** Starts watching the keys of {@code scope}; false when the config turns the watch off. Once only. */
+  public boolean start(String scope) {
+    if (leaderWatch != null) {
+      return true;
+    }
+    Optional<String> key = config.resolve(scope);
+    if (key.isEmpty()) {
+      return false;
+    }
+    leaderFailures = new FailureRun(log, "DCS watch of " + key.get(), time);
+    leaderWatch = new KeyWatch(vertx, agent, key.get(), WAIT, new KeyWatch.Reader() {
+      @Override
+      public void value(Optional<String> value, boolean changed) {
+        onLeaderKey(value, changed);
+      }
+
+      @Override
+      public void failed(String error) {
+        onFailure(leaderFailures, error, true);
+      }
+    });
+    Optional<String> failoverKey = config.resolveFailover(scope);
+    failoverAnswered = failoverKey.isEmpty();
+    failoverKey.ifPresent(k -> {
+      failoverFailures = new FailureRun(log, "DCS watch of " + k, time);
+      failoverWatch = new KeyWatch(vertx, agent, k, WAIT, new KeyWatch.Reader() {
+        @Override
+        public void value(Optional<String> value, boolean changed) {
+          onFailoverKey(value, changed);
+        }
+
+        @Override
+        public void failed(String error) {
+          onFailure(failoverFailures, error, false);
+        }
+      });
+    });
+    leaderWatch.start();
+    if (failoverWatch != null) {
+      failoverWatch.start();
+    }
+    return true;
+  }
+
+  /** What the watches know now. */
+  public DcsLeader leader() {
+    return leader;
+  }
+
+  private void onLeaderKey(Optional<String> holder, boolean changed) {
+    if (stopped) {
+      return;
+    }
+    leaderFailures.succeeded();
+    if (holder.isEmpty() && config.auto() && !leaderKeySeen) {
+      // Never seen in this Consul: Patroni's DCS is probably elsewhere, so absence says nothing.
+      leader = leader.unwatched();
+      answered(true);
+      return;
+    }
+    leaderKeySeen = true;
+    leader = leader.heldBy(holder, time.nanos());
+    if (changed) {
+      log.info("[{}] leader key now names {}", self.get().orElse("?"), holder.orElse("no one"));
+      boolean toSelf = self.get().isPresent() && holder.equals(self.get());
+      listener.dcsChanged(!toSelf, toSelf);
+    }
+    answered(true);
+  }
+
+  /** A switchover or failover request: the primary it moves away from is withdrawn before Patroni demotes it. */
+  private void onFailoverKey(Optional<String> value, boolean changed) {
+    if (stopped) {
+      return;
+    }
+    failoverFailures.succeeded();
+    if (changed) {
+      Instant now = time.wall();
+      boolean awayBefore = leader.switchingAwayFrom(self.get(), now);
+      Optional<FailoverRequest> request = FailoverRequest.parse(value);
+      request.ifPresent(r -> log.info("[{}] Patroni was asked to move the leadership from {} to {}{}",
+          self.get().orElse("?"), r.leader().orElse("the leader"), r.candidate().orElse("any member"),
+          r.scheduledAt().map(at -> " at " + at).orElse("")));
+      leader = leader.withRequest(request);
+      scheduleWhenDue(request, now);
+      // Only a request away from this node, made or cleared, can make an answer read before it stale here; the
+      // candidate's own promotion is not held up when the request towards it is cleared.
+      boolean awayAfter = leader.switchingAwayFrom(self.get(), now);
+      listener.dcsChanged(awayBefore || awayAfter, false);
+    }
+    answered(false);
+  }
+
+  /** A scheduled switchover withdraws this node when its time comes, not before. */
+  private void scheduleWhenDue(Optional<FailoverRequest> request, Instant now) {
+    if (scheduledTimer >= 0) {
+      vertx.cancelTimer(scheduledTimer);
+      scheduledTimer = -1;
+    }
+    Optional<Instant> at = request.flatMap(FailoverRequest::scheduledAt).filter(t -> t.isAfter(now));
+    if (at.isPresent()) {
+      long millis = Math.max(1, Duration.between(now, at.get()).toMillis());
+      scheduledTimer = vertx.setTimer(millis, id -> {
+        scheduledTimer = -1;
+        if (!stopped) {
+          log.info("[{}] the scheduled switchover is due", self.get().orElse("?"));
+          listener.dcsChanged(leader.switchingAwayFrom(self.get(), time.wall()), false);
+        }
+      });
+    }
+  }
+
+  /** A failure lifts nothing the watch knew (KeyWatch reports the value again once it reads again). */
+  private void onFailure(FailureRun failures, String error, boolean leaderKey) {
+    if (!stopped) {
+      failures.failed(error + "; keeping what it last saw", "retrying every second");
+      answered(leaderKey);
+    }
+  }
+
+  private void answered(boolean leaderKey) {
+    boolean before = leaderAnswered && failoverAnswered;
+    if (leaderKey) {
+      leaderAnswered = true;
+    } else {
+      failoverAnswered = true;
+    }
+    if (!before && leaderAnswered && failoverAnswered) {
+      listener.watchesAnswered();
+    }
+  }
+
+  public void stop() {
+    stopped = true;
+    if (scheduledTimer >= 0) {
+      vertx.cancelTimer(scheduledTimer);
+    }
+    if (leaderWatch != null) {
+      leaderWatch.stop();
+    }
+    if (failoverWatch != null) {
+      failoverWatch.stop();
+    }
+  }
+}
