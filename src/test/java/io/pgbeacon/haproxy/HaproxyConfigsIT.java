@@ -35,6 +35,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalLong;
+import java.util.TreeMap;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -48,13 +49,45 @@ import org.junit.jupiter.params.provider.MethodSource;
  * loopback, and each does what its header says, with stand-ins where a cluster would be: pgbeacon's real agent
  * side in this JVM ({@link InProcessAgent}), one per node on 127.0.0.11-13; PgBouncer and PostgreSQL as ports that
  * greet with their name ({@link TcpStub}); Patroni's health endpoints ({@link PatroniStub}). Checks run every
- * 100-200 ms in the rewritten copies.
+ * 100-200 ms in the rewritten copies ({@link #fast}).
  */
 class HaproxyConfigsIT {
 
   static final List<String> SHIPPED = List.of("a-patroni-httpchk.cfg", "b-agent-pgbouncer.cfg",
       "c-agent-fallback.cfg", "dns-srv.cfg", "replicas-lag-weights.cfg");
   static final Duration CONVERGE = Duration.ofSeconds(10);
+  /** The rewritten copies' check timing ({@link #fast}); {@code fall} is the shipped one of B, C and lag weights. */
+  static final Duration INTER = Duration.ofMillis(200);
+  static final Duration FASTINTER = Duration.ofMillis(100);
+  static final Duration TIMEOUT_CHECK = Duration.ofMillis(500);
+  static final int FALL = 3;
+  /** Beyond a bound computed from the timing: stats polling, scheduling on a busy machine. */
+  static final Duration SLACK = Duration.ofSeconds(2);
+
+  /**
+   * How a pgbeacon dies as HAProxy sees it: the regular check's status when it fails, and how long HAProxy may
+   * take to call the server DOWN: the time to the next check, then fall checks fastinter apart, each taking as
+   * long as HAProxy 2.6 waits for a reply when none comes, the longer of timeout check and min(inter, timeout
+   * connect) (measured; timeout check here).
+   */
+  enum Death {
+    /** SIGKILL, OOM: nothing listens on the agent ports, connections are refused. */
+    KILLED("L4CON", "comment: 'pgbeacon'", INTER.plus(FASTINTER.multipliedBy(FALL - 1))),
+    /** SIGSTOP: the kernel still accepts connections on the agent ports, nothing answers. */
+    HUNG("L7TOUT", "comment: 'no reply line from pgbeacon'",
+        INTER.plus(TIMEOUT_CHECK.multipliedBy(FALL)).plus(FASTINTER.multipliedBy(FALL - 1)));
+
+    final String checkStatus;
+    /** How HAProxy's message on the failed check ends: the comment of the shipped tcp-check step that failed. */
+    final String failedStep;
+    final Duration bound;
+
+    Death(String checkStatus, String failedStep, Duration bound) {
+      this.checkStatus = checkStatus;
+      this.failedStep = failedStep;
+      this.bound = bound;
+    }
+  }
 
   @TempDir
   Path dir;
@@ -94,7 +127,8 @@ class HaproxyConfigsIT {
     String code = cfg.text().lines().filter(l -> !l.strip().startsWith("#")).collect(Collectors.joining("\n"));
     assertFalse(code.contains("10.0.0."), () -> "a production address is left:\n" + code);
     assertFalse(code.contains("/run/haproxy"), () -> "the production socket is left:\n" + code);
-    Haproxy.check(cfg.write(dir));
+    String check = Haproxy.check(cfg.write(dir)); // each node has its own ports here, as on the lab
+    assertFalse(check.contains("[WARNING]"), () -> file + " rewritten: haproxy -c warns:\n" + check);
   }
 
   /** Scenario B: the primary view's "down" takes the primary out of pg_write at once, "up" brings it back. */
@@ -112,7 +146,7 @@ class HaproxyConfigsIT {
     awaitRoute(write, "pgbouncer pg1");
     assertTrue(route(read).matches("pgbouncer pg[23]"));
 
-    nodes.agent(1).show(health(critical("PgBouncer: Connection refused: /127.0.0.11:6432"), wrongRole("master")));
+    nodes.show(1, health(critical("PgBouncer: Connection refused: /127.0.0.11:6432"), wrongRole("master")));
     Haproxy.StatRow down = awaitStates(haproxy, "pg_write", Map.of("pg1", "DOWN (agent)")).get("pg1");
     assertTrue(down.lastAgentCheck().contains("PgBouncer: Connection refused"), down::toString);
     awaitRoute(write, "");
@@ -138,6 +172,51 @@ class HaproxyConfigsIT {
   }
 
   /**
+   * Scenario B: a killed or hung pgbeacon takes its node out (the agent's last "up ready" would stay in force),
+   * also after another node became primary; its parked servers stay MAINT; it is back once pgbeacon answers.
+   */
+  @Test
+  void bADeadOrHungPgbeaconTakesItsNodeOut() throws Exception {
+    Nodes nodes = new Nodes();
+    nodes.primary(1);
+    HaproxyConfig cfg = fast(loopback(HaproxyConfig.load("haproxy/b-agent-pgbouncer.cfg"), nodes));
+    Haproxy haproxy = start(cfg);
+    int write = cfg.port(5000);
+    int read = cfg.port(5001);
+    Map<String, String> writeHealthy = Map.of("pg1", "UP", "pg2", "MAINT", "pg3", "MAINT");
+    Map<String, String> readHealthy = Map.of("pg1", "MAINT", "pg2", "UP", "pg3", "UP");
+    awaitStates(haproxy, "pg_write", writeHealthy);
+    awaitStates(haproxy, "pg_read", readHealthy);
+
+    for (Death death : Death.values()) {
+      // The primary's pgbeacon and a replica's die together.
+      long since = System.nanoTime();
+      nodes.kill(death, 1, 2);
+      awaitTakenOut(cfg, haproxy, death, since, "pg_write/pg1", "pg_read/pg2");
+      assertStates(haproxy, "pg_write", Map.of("pg2", "MAINT", "pg3", "MAINT")); // parked: not checked, no alarm
+      assertStates(haproxy, "pg_read", Map.of("pg1", "MAINT", "pg3", "UP"));
+      awaitRoute(write, "");
+      awaitRoute(read, "pgbouncer pg3");
+
+      nodes.revive(1, 2);
+      awaitStates(haproxy, "pg_write", writeHealthy);
+      awaitStates(haproxy, "pg_read", readHealthy);
+      awaitRoute(write, "pgbouncer pg1");
+    }
+
+    // The case that made this check necessary: pg1's pgbeacon dies, then pg2 is promoted.
+    long since = System.nanoTime();
+    nodes.kill(Death.KILLED, 1);
+    awaitTakenOut(cfg, haproxy, Death.KILLED, since, "pg_write/pg1");
+    nodes.primary(2);
+    awaitStates(haproxy, "pg_write", Map.of("pg1", "DOWN", "pg2", "UP", "pg3", "MAINT"));
+    awaitRoute(write, "pgbouncer pg2");
+    nodes.revive(1); // back as a replica: parked in pg_write, serving reads
+    awaitStates(haproxy, "pg_write", Map.of("pg1", "MAINT", "pg2", "UP", "pg3", "MAINT"));
+    awaitStates(haproxy, "pg_read", Map.of("pg1", "UP", "pg2", "MAINT", "pg3", "UP"));
+  }
+
+  /**
    * Scenario C: writes go through PgBouncer normally, straight to PostgreSQL when the primary's PgBouncer fails,
    * and nowhere (never to a demoting primary) while pgbeacon withdraws the primary for a switchover.
    */
@@ -155,7 +234,7 @@ class HaproxyConfigsIT {
 
     // PgBouncer on the primary dies: pgbeacon says down, its TCP check fails: straight to PostgreSQL.
     nodes.pgbouncer(1).stop();
-    nodes.agent(1).show(health(critical("PgBouncer: Connection refused: /127.0.0.11:6432"), wrongRole("master")));
+    nodes.show(1, health(critical("PgBouncer: Connection refused: /127.0.0.11:6432"), wrongRole("master")));
     awaitStates(haproxy, "pgbouncer_alive", Map.of("pg1", "DOWN", "pg2", "UP", "pg3", "UP"));
     awaitRoute(write, "postgres pg1");
 
@@ -166,7 +245,7 @@ class HaproxyConfigsIT {
     awaitStates(haproxy, "pgbouncer_alive", Map.of("pg1", "UP", "pg2", "UP", "pg3", "UP"));
 
     // Switchover requested: pgbeacon withdraws pg1 at once; Patroni's /primary still names pg1 for a while.
-    nodes.agent(1).show(health(critical("switchover to pg2 requested"), wrongRole("master")));
+    nodes.show(1, health(critical("switchover to pg2 requested"), wrongRole("master")));
     awaitStates(haproxy, "pg_write_pgbouncer", Map.of("pg1", "DOWN (agent)"));
     assertEquals("UP", haproxy.stat("pg_write_direct", "pg1").status());
     for (int i = 0; i < 3; i++) {
@@ -176,9 +255,46 @@ class HaproxyConfigsIT {
     // pg2 promoted: Patroni and pgbeacon agree.
     nodes.patroni(1).primary(false);
     nodes.patroni(2).primary(true);
-    nodes.agent(1).show(health(wrongRole("replica"), passing("replica, lag 0B")));
-    nodes.agent(2).show(health(passing("primary, timeline 3"), wrongRole("master")));
+    nodes.show(1, health(wrongRole("replica"), passing("replica, lag 0B")));
+    nodes.show(2, health(passing("primary, timeline 3"), wrongRole("master")));
     awaitRoute(write, "pgbouncer pg2");
+  }
+
+  /**
+   * Scenario C: a killed or hung pgbeacon on the primary takes it out of pg_write_pgbouncer; with its PgBouncer
+   * alive that is no reason to fall back (writes wait), and a PgBouncer failure still falls back without pgbeacon.
+   */
+  @Test
+  void cADeadOrHungPgbeaconTakesThePrimaryOutWithoutFallingBack() throws Exception {
+    Nodes nodes = new Nodes();
+    nodes.primary(1);
+    HaproxyConfig cfg = fast(loopback(HaproxyConfig.load("haproxy/c-agent-fallback.cfg"), nodes));
+    Haproxy haproxy = start(cfg);
+    int write = cfg.port(5000);
+    Map<String, String> healthy = Map.of("pg1", "UP", "pg2", "MAINT", "pg3", "MAINT");
+    awaitStates(haproxy, "pg_write_pgbouncer", healthy);
+    awaitStates(haproxy, "pg_write_direct", Map.of("pg1", "UP", "pg2", "DOWN", "pg3", "DOWN"));
+    awaitRoute(write, "pgbouncer pg1");
+
+    for (Death death : Death.values()) {
+      long since = System.nanoTime();
+      nodes.kill(death, 1);
+      awaitTakenOut(cfg, haproxy, death, since, "pg_write_pgbouncer/pg1");
+      assertStates(haproxy, "pg_write_pgbouncer", Map.of("pg2", "MAINT", "pg3", "MAINT"));
+      assertStates(haproxy, "pgbouncer_alive", Map.of("pg1", "UP", "pg2", "UP", "pg3", "UP"));
+      assertStates(haproxy, "pg_write_direct", Map.of("pg1", "UP"));
+      awaitRoute(write, "");
+
+      // Its PgBouncer fails as well: the fallback asks Patroni and PgBouncer, not pgbeacon.
+      nodes.pgbouncer(1).stop();
+      awaitRoute(write, "postgres pg1");
+      nodes.pgbouncer(1).start();
+      awaitRoute(write, "");
+
+      nodes.revive(1);
+      awaitStates(haproxy, "pg_write_pgbouncer", healthy);
+      awaitRoute(write, "pgbouncer pg1");
+    }
   }
 
   /** Reads: weights from the replica view's N%, the primary (primary view) as backup when no replica is left. */
@@ -189,8 +305,10 @@ class HaproxyConfigsIT {
     TcpStub[] replicaView = new TcpStub[4];
     TcpStub[] primaryView = new TcpStub[4];
     for (int n = 1; n <= 3; n++) {
-      replicaView[n] = closing(TcpStub.start(Nodes.address(n), 0, n == 1 ? "up maint #primary" : "up ready 100%"));
-      primaryView[n] = closing(TcpStub.start(Nodes.address(n), 0, n == 1 ? "up ready 100%" : "up maint #replica"));
+      replicaView[n] = closing(TcpStub.start(Nodes.address(n), 0, n == 1 ? "up maint #primary"
+          : "up ready 100% #replica, lag 0B"));
+      primaryView[n] = closing(TcpStub.start(Nodes.address(n), 0, n == 1 ? "up ready 100% #primary, timeline 2"
+          : "up maint #replica"));
     }
     replicaView[3].reply("up ready 40% #replica, lag 9MB");
     HaproxyConfig cfg = HaproxyConfig.load("haproxy/replicas-lag-weights.cfg");
@@ -212,6 +330,33 @@ class HaproxyConfigsIT {
     replicaView[3].reply("down #PostgreSQL crashed (role replica)");
     awaitStates(haproxy, "pg_read", Map.of("pg2", "DOWN (agent)", "pg3", "DOWN (agent)", "pg1_primary", "UP"));
     awaitRoute(read, "pgbouncer pg1");
+  }
+
+  /**
+   * Reads: a killed or hung pgbeacon takes its replica out, and the primary's takes the backup out (its regular
+   * check asks the replica view too); the parked servers of both stay MAINT; both are back once pgbeacon answers.
+   */
+  @Test
+  void replicasLagWeightsADeadOrHungPgbeaconTakesItsServersOut() throws Exception {
+    Nodes nodes = new Nodes();
+    nodes.primary(1);
+    HaproxyConfig cfg = fast(loopback(HaproxyConfig.load("haproxy/replicas-lag-weights.cfg"), nodes));
+    Haproxy haproxy = start(cfg);
+    int read = cfg.port(5001);
+    Map<String, String> healthy = Map.of("pg1", "MAINT", "pg2", "UP", "pg3", "UP", "pg1_primary", "UP",
+        "pg2_primary", "MAINT", "pg3_primary", "MAINT");
+    awaitStates(haproxy, "pg_read", healthy);
+
+    for (Death death : Death.values()) {
+      long since = System.nanoTime();
+      nodes.kill(death, 1, 2);
+      awaitTakenOut(cfg, haproxy, death, since, "pg_read/pg2", "pg_read/pg1_primary");
+      assertStates(haproxy, "pg_read", Map.of("pg1", "MAINT", "pg2_primary", "MAINT", "pg3", "UP"));
+      awaitRoute(read, "pgbouncer pg3");
+
+      nodes.revive(1, 2);
+      awaitStates(haproxy, "pg_read", healthy);
+    }
   }
 
   /** Scenario A, the baseline: Patroni's /primary and /replica decide; the wrong role is DOWN, not parked. */
@@ -316,18 +461,34 @@ class HaproxyConfigsIT {
 
   // ---------------------------------------------------------------------------------------------------------
 
-  /** Three nodes on 127.0.0.11-13: a pgbeacon agent (both views), a PgBouncer, a PostgreSQL, a Patroni each. */
+  /**
+   * Three nodes on 127.0.0.11-13: a pgbeacon agent (both views, on the same two ports on every node as in
+   * production), a PgBouncer, a PostgreSQL, a Patroni each. A node's pgbeacon can die ({@link #kill}) and come back
+   * ({@link #revive}) with the verdict it was last shown.
+   */
   final class Nodes {
-    private final Map<Integer, InProcessAgent> agents = new HashMap<>();
+    private final Map<Integer, InProcessAgent> agents = new HashMap<>(); // the live ones
+    private final Map<Integer, List<TcpStub>> hung = new HashMap<>();
+    private final Map<Integer, NodeHealth> shown = new HashMap<>();
     private final Map<Integer, TcpStub> pgbouncers = new HashMap<>();
     private final Map<Integer, TcpStub> postgres = new HashMap<>();
     private final Map<Integer, PatroniStub> patronis = new HashMap<>();
+    private final int primaryView;
+    private final int replicaView;
 
     Nodes() throws Exception {
+      closing((AutoCloseable) this::stopAgents);
+      for (int n = 1; n <= 3; n++) {
+        shown.put(n, starting());
+      }
+      agents.put(1, startAgent(1, 0, 0)); // free ports, which the other nodes take too
+      primaryView = agents.get(1).ports().get(0);
+      replicaView = agents.get(1).ports().get(1);
+      for (int n = 2; n <= 3; n++) {
+        agents.put(n, startAgent(n, primaryView, replicaView));
+      }
       for (int n = 1; n <= 3; n++) {
         String address = address(n);
-        agents.put(n, closing(InProcessAgent.start("agent: {listen: [{address: " + address + ", port: 0,"
-            + " view: primary}, {address: " + address + ", port: 0, view: replica}]}", starting())));
         pgbouncers.put(n, closing(TcpStub.start(address, 0, "pgbouncer pg" + n)));
         postgres.put(n, closing(TcpStub.start(address, 0, "postgres pg" + n)));
         patronis.put(n, closing(PatroniStub.start(address, 0).primary(false)));
@@ -338,8 +499,48 @@ class HaproxyConfigsIT {
       return "127.0.0.1" + n;
     }
 
-    InProcessAgent agent(int n) {
-      return agents.get(n);
+    private InProcessAgent startAgent(int n, int primaryPort, int replicaPort) {
+      try {
+        return InProcessAgent.start("agent: {listen: [{address: " + address(n) + ", port: " + primaryPort
+            + ", view: primary}, {address: " + address(n) + ", port: " + replicaPort + ", view: replica}]}",
+            shown.get(n));
+      } catch (Exception e) {
+        throw new IllegalStateException("pgbeacon agent of pg" + n, e);
+      }
+    }
+
+    /** Node n's pgbeacon answers this verdict (once it is back, if it is dead). */
+    void show(int n, NodeHealth health) {
+      shown.put(n, health);
+      if (agents.containsKey(n)) {
+        agents.get(n).show(health);
+      }
+    }
+
+    /** These nodes' pgbeacons die: their agent ports refuse connections, or accept them and never answer. */
+    void kill(Death death, int... ns) throws Exception {
+      for (int n : ns) {
+        agents.remove(n).close();
+        if (death == Death.HUNG) {
+          hung.put(n, List.of(TcpStub.silent(address(n), primaryView), TcpStub.silent(address(n), replicaView)));
+        }
+      }
+    }
+
+    /** These nodes' pgbeacons are back on their ports, answering what they were last shown. */
+    void revive(int... ns) {
+      for (int n : ns) {
+        hung.getOrDefault(n, List.of()).forEach(TcpStub::stop);
+        hung.remove(n);
+        agents.put(n, startAgent(n, primaryView, replicaView));
+      }
+    }
+
+    private void stopAgents() throws Exception {
+      for (InProcessAgent agent : agents.values()) {
+        agent.close();
+      }
+      hung.values().forEach(stubs -> stubs.forEach(TcpStub::stop));
     }
 
     TcpStub pgbouncer(int n) {
@@ -353,7 +554,7 @@ class HaproxyConfigsIT {
     /** Node n is a healthy primary, the others healthy replicas: for pgbeacon and for Patroni. */
     void primary(int n) {
       for (int i = 1; i <= 3; i++) {
-        agents.get(i).show(i == n ? health(passing("primary, timeline 2"), wrongRole("master"))
+        show(i, i == n ? health(passing("primary, timeline 2"), wrongRole("master"))
             : health(wrongRole("replica"), passing("replica, lag 0B")));
         patronis.get(i).primary(i == n);
       }
@@ -362,7 +563,7 @@ class HaproxyConfigsIT {
     /** The documented topology's ports of node n → this node's stand-ins. */
     Map<Integer, Integer> ports(int n) {
       return Map.of(5432, postgres.get(n).port(), 6432, pgbouncers.get(n).port(), 8008, patronis.get(n).port(),
-          5480, agents.get(n).ports().get(0), 5481, agents.get(n).ports().get(1));
+          5480, primaryView, 5481, replicaView);
     }
   }
 
@@ -375,11 +576,11 @@ class HaproxyConfigsIT {
 
   /** Checks every 100-200 ms instead of seconds, and a short queue so that "no server" shows quickly. */
   static HaproxyConfig fast(HaproxyConfig cfg) {
-    return cfg.replace("(?<=\\s)inter \\d+m?s", "inter 200ms")
-        .replace("fastinter \\d+m?s", "fastinter 100ms")
+    return cfg.replace("(?<=\\s)inter \\d+m?s", "inter " + INTER.toMillis() + "ms")
+        .replace("fastinter \\d+m?s", "fastinter " + FASTINTER.toMillis() + "ms")
         .replace("agent-inter \\d+m?s", "agent-inter 100ms")
         .replace("timeout connect \\d+s", "timeout connect 500ms")
-        .replace("timeout check \\d+s", "timeout check 1s");
+        .replace("timeout check \\d+s", "timeout check " + TIMEOUT_CHECK.toMillis() + "ms");
   }
 
   Haproxy start(HaproxyConfig cfg) throws IOException {
@@ -401,6 +602,40 @@ class HaproxyConfigsIT {
     }, seen -> expected.entrySet().stream()
         .allMatch(e -> rows.containsKey(e.getKey()) && rows.get(e.getKey()).status().equals(e.getValue())));
     return rows;
+  }
+
+  /** Each named server shows the status now. */
+  static void assertStates(Haproxy haproxy, String backend, Map<String, String> expected) {
+    Map<String, String> seen = new TreeMap<>();
+    haproxy.stat(backend).forEach(r -> seen.put(r.server(), r.status()));
+    expected.forEach((server, status) -> assertEquals(status, seen.get(server), () -> backend + ": " + seen));
+  }
+
+  /**
+   * Waits until each server ({@code backend/server}) is DOWN because the regular check's pgbeacon step failed the
+   * way {@code death} makes it fail, each within death's bound (plus slack) from {@code since}; prints the times.
+   */
+  static void awaitTakenOut(HaproxyConfig cfg, Haproxy haproxy, Death death, long since, String... servers) {
+    Map<String, Haproxy.StatRow> down = new TreeMap<>();
+    Map<String, Duration> took = new TreeMap<>();
+    Await.until(List.of(servers) + " DOWN after pgbeacon " + death, death.bound.plus(SLACK), () -> {
+      Map<String, Haproxy.StatRow> now = new TreeMap<>();
+      for (String name : servers) {
+        String[] backendServer = name.split("/");
+        now.put(name, haproxy.stat(backendServer[0], backendServer[1]));
+        if (!down.containsKey(name) && now.get(name).status().equals("DOWN")) {
+          took.put(name, Duration.ofNanos(System.nanoTime() - since));
+          down.put(name, now.get(name));
+        }
+      }
+      return now;
+    }, now -> down.size() == servers.length);
+    down.forEach((name, row) -> {
+      System.out.printf("%s: %s DOWN %d ms after pgbeacon %s (bound %d ms): %s%n", cfg, name,
+          took.get(name).toMillis(), death, death.bound.toMillis(), row.lastCheck());
+      assertEquals(death.checkStatus, row.checkStatus(), row::toString);
+      assertTrue(row.lastCheck().endsWith(death.failedStep), row::toString);
+    });
   }
 
   static Map<String, Integer> weights(Haproxy haproxy, String backend) {

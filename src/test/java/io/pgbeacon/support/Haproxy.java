@@ -278,6 +278,16 @@ public final class Haproxy implements AutoCloseable {
       return Integer.parseInt(fields.get("weight"));
     }
 
+    /** The regular check's last result: {@code L4OK}, {@code L7OK}, {@code L4CON} (refused), {@code L7TOUT}, … */
+    public String checkStatus() {
+      return fields.get("check_status").replace("* ", ""); // "* ": a check is running
+    }
+
+    /** The regular check's last message, e.g. {@code Connection refused at step 2 of tcp-check (…) comment: '…'}. */
+    public String lastCheck() {
+      return fields.get("last_chk");
+    }
+
     /** The agent's last answer as HAProxy read it, e.g. {@code via agent : down (PgBouncer: …)}. */
     public String lastAgentCheck() {
       return fields.get("last_agt");
@@ -290,7 +300,7 @@ public final class Haproxy implements AutoCloseable {
     @Override
     public String toString() {
       return server() + " " + status() + " weight=" + fields.get("weight") + " check=" + fields.get("check_status")
-          + " agent=" + fields.get("agent_status") + " '" + lastAgentCheck() + "'";
+          + " '" + lastCheck() + "' agent=" + fields.get("agent_status") + " '" + lastAgentCheck() + "'";
     }
   }
 }

@@ -9,6 +9,8 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
+import java.util.TreeMap;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -31,6 +33,10 @@ import java.util.regex.Pattern;
  *   <li>on a line naming node N ({@code 10.0.0.1N}): the address, and every port of that line found in the
  *       node's map ({@code :6432}, {@code agent-port 5480}, {@code port 8008}); {@code agent-addr} follows;
  *   <li>on other lines (e.g. {@code server-template}): {@code agent-port}/{@code port} by {@link #ports};
+ *   <li>{@code tcp-check connect port P}, a port of the whole section, not in {@link #ports}: the nodes' port for P
+ *       when they all have the same one; when they differ (as on the lab, where each node has its own ports),
+ *       {@code port srv_name,map_str_int(<file>)}: a lookup by server name in a map file written beside the
+ *       configuration ({@code <name>.port-P.map}), from the servers naming each node;
  *   <li>{@code bind *:P}: bound to {@link #bindAddress} (127.0.0.1), port by {@link #listen} or else a free port
  *       ({@link #port} tells which);
  *   <li>{@code stats socket}: a socket in the target directory;
@@ -45,6 +51,8 @@ public final class HaproxyConfig {
 
   private static final Pattern NODE = Pattern.compile("10\\.0\\.0\\.1([1-9])\\b");
   private static final Pattern BIND = Pattern.compile("^(\\s*bind\\s+)(\\*|0\\.0\\.0\\.0|::)?:(\\d+)(.*)$");
+  private static final Pattern SERVER = Pattern.compile("^\\s*server\\s+(\\S+)\\s");
+  private static final Pattern RULE_PORT = Pattern.compile("(?<=\\bport )(\\d+)\\b");
 
   private final String name;
   private final String original;
@@ -55,6 +63,9 @@ public final class HaproxyConfig {
   private final List<String[]> edits = new ArrayList<>();
   private String bindAddress = "127.0.0.1";
   private Path statsSocket;
+  private Path dir;
+  /** Original port → the lines of its map file (server name, port), as the last {@link #text()} made them. */
+  private final Map<Integer, String> portMaps = new TreeMap<>();
 
   private record Node(String address, Map<Integer, Integer> ports) {}
 
@@ -156,27 +167,38 @@ public final class HaproxyConfig {
     for (String[] r : edits) {
       edited = r[0] != null ? edited.replace(r[0], r[1]) : edited.replaceAll(r[1], r[2]);
     }
+    String[] lines = edited.split("\n", -1);
+    Map<String, Node> servers = serversByName(lines);
+    portMaps.clear();
     StringBuilder out = new StringBuilder();
-    for (String line : edited.split("\n", -1)) {
-      out.append(rewrite(line)).append('\n');
+    for (String line : lines) {
+      out.append(rewrite(line, servers)).append('\n');
     }
     return out.substring(0, out.length() - 1);
   }
 
-  /** Writes the rewritten file as {@code dir/<name>}, with its stats socket {@code dir/admin.sock}. */
+  /**
+   * Writes the rewritten file as {@code dir/<name>}, with its stats socket {@code dir/admin.sock} and the map files
+   * of its per-node ports, if any.
+   */
   public Path write(Path dir) {
+    this.dir = dir;
     statsSocket = dir.resolve("admin.sock");
     Path file = dir.resolve(name);
     try {
       Files.createDirectories(dir);
-      Files.writeString(file, text());
+      String text = text();
+      for (Map.Entry<Integer, String> map : portMaps.entrySet()) {
+        Files.writeString(mapFile(map.getKey()), map.getValue());
+      }
+      Files.writeString(file, text);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
     return file;
   }
 
-  private String rewrite(String line) {
+  private String rewrite(String line, Map<String, Node> servers) {
     String code = line.strip();
     if (code.startsWith("#") || code.isEmpty()) {
       return line;
@@ -215,7 +237,59 @@ public final class HaproxyConfig {
       Node target = nodes.get(Integer.parseInt(node.group(1)));
       return target == null ? line : remapPorts(node.replaceAll(target.address()), target.ports());
     }
-    return remapPorts(line, ports);
+    return remapPorts(keyword.equals("tcp-check") ? perNodePorts(line, servers) : line, ports);
+  }
+
+  /** The servers on lines naming a configured node, by name (one name, one node: across sections too). */
+  private Map<String, Node> serversByName(String[] lines) {
+    Map<String, Node> servers = new TreeMap<>();
+    for (String line : lines) {
+      Matcher server = SERVER.matcher(line);
+      Matcher node = NODE.matcher(line);
+      if (!line.strip().startsWith("#") && server.find() && node.find()) {
+        Node target = nodes.get(Integer.parseInt(node.group(1)));
+        Node before = target == null ? null : servers.putIfAbsent(server.group(1), target);
+        if (before != null && before != target) {
+          throw new IllegalStateException(name + ": server " + server.group(1) + " names two nodes");
+        }
+      }
+    }
+    return servers;
+  }
+
+  /**
+   * A section-wide {@code port P} of a tcp-check rule, when the nodes map P: the nodes' port if they agree,
+   * else a lookup by server name ({@code srv_name}, a tcp-check fetch) in a map file that {@link #write} writes.
+   */
+  private String perNodePorts(String line, Map<String, Node> servers) {
+    Matcher m = RULE_PORT.matcher(line);
+    StringBuilder out = new StringBuilder();
+    while (m.find()) {
+      int port = Integer.parseInt(m.group());
+      List<Integer> mapped = nodes.values().stream().map(n -> n.ports().get(port)).filter(Objects::nonNull)
+          .distinct().toList();
+      String to = m.group();
+      if (!ports.containsKey(port) && mapped.size() == 1) {
+        to = String.valueOf(mapped.get(0));
+      } else if (!ports.containsKey(port) && mapped.size() > 1) {
+        StringBuilder map = new StringBuilder();
+        servers.forEach((server, node) -> {
+          Integer p = node.ports().get(port);
+          if (p != null) {
+            map.append(server).append(' ').append(p).append('\n');
+          }
+        });
+        portMaps.put(port, map.toString());
+        to = "srv_name,map_str_int(" + mapFile(port) + ")";
+      }
+      m.appendReplacement(out, Matcher.quoteReplacement(to));
+    }
+    return m.appendTail(out).toString();
+  }
+
+  private Path mapFile(int port) {
+    Path file = Path.of(name + ".port-" + port + ".map");
+    return dir == null ? file : dir.resolve(file);
   }
 
   /** {@code :P} after an address, {@code agent-port P} and {@code port P}, by the map. */

@@ -7,16 +7,21 @@ import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
  * A TCP port that writes one line to every connection and closes it: a stand-in PgBouncer or PostgreSQL whose
  * greeting tells which one a client reached, or a scripted HAProxy agent ({@link #reply}). {@link #stop()} closes
- * the port (connection refused), {@link #start()} opens the same port again.
+ * the port (connection refused), {@link #start()} opens the same port again. {@link #silent()} makes it a hung
+ * server instead: connections are accepted and never answered.
  */
 public final class TcpStub implements AutoCloseable {
 
   private final String address;
   private volatile byte[] reply;
+  private volatile boolean silent;
+  private final List<Socket> held = new CopyOnWriteArrayList<>();
   private int port;
   private ServerSocket server;
   private Thread thread;
@@ -34,13 +39,33 @@ public final class TcpStub implements AutoCloseable {
     return stub;
   }
 
+  /** A port that accepts every connection and holds it open without a byte: a hung agent, as {@link #silent()}. */
+  public static TcpStub silent(String address, int port) {
+    TcpStub stub = new TcpStub(address, port, "");
+    stub.silent = true;
+    stub.start();
+    return stub;
+  }
+
   public int port() {
     return port;
   }
 
-  /** What the next connections read: {@code line} and a newline. */
+  /** What the next connections read: {@code line} and a newline. Ends {@link #silent()} and its held connections. */
   public TcpStub reply(String line) {
     this.reply = (line + "\n").getBytes(StandardCharsets.US_ASCII);
+    this.silent = false;
+    closeHeld();
+    return this;
+  }
+
+  /**
+   * The next connections are accepted and held open, never read from nor written to, until {@link #reply} or
+   * {@link #stop()}: what a client sees of a hung process (SIGSTOP) whose listening socket the kernel still
+   * serves.
+   */
+  public TcpStub silent() {
+    this.silent = true;
     return this;
   }
 
@@ -65,10 +90,20 @@ public final class TcpStub implements AutoCloseable {
 
   private void serve(ServerSocket s) {
     while (!s.isClosed()) {
-      try (Socket client = s.accept()) {
+      Socket client;
+      try {
+        client = s.accept();
+      } catch (IOException e) {
+        continue; // the stub stopping: the loop ends
+      }
+      if (silent) {
+        held.add(client);
+        continue;
+      }
+      try (client) {
         client.getOutputStream().write(reply);
       } catch (IOException e) {
-        // a health check that closed first, or the stub stopping: next connection
+        // a health check that closed first: next connection
       }
     }
   }
@@ -86,7 +121,19 @@ public final class TcpStub implements AutoCloseable {
       }
       server = null;
     }
+    closeHeld();
     return this;
+  }
+
+  private void closeHeld() {
+    for (Socket client : held) {
+      try {
+        client.close();
+      } catch (IOException e) {
+        // closing anyway
+      }
+    }
+    held.clear();
   }
 
   @Override
