@@ -28,7 +28,8 @@ cd "$ROOT"
 DEMO_LAB_DIR="${DEMO_LAB_DIR:-/tmp/pgbeacon-demo}"
 DEMO_BASE_PORT="${DEMO_BASE_PORT:-15400}"
 JAR="$ROOT/target/pgbeacon.jar"
-LAB_PGBEACON="java -jar $(printf '%q' "$JAR")"
+# Each node's pgbeacon through the launcher a user installs (scripts/pgbeacon: its JVM options), on this build.
+LAB_PGBEACON="env PGBEACON_JAR=$(printf '%q' "$JAR") $(printf '%q' "$ROOT/scripts/pgbeacon")"
 POLL_MS=50
 
 STOP_AT_END=0

@@ -52,6 +52,36 @@ class ConfigLoaderTest {
     assertEquals(Config.WrongRole.MAINT, c.agent().wrongRole());
   }
 
+  @ParameterizedTest(name = "{0} and {1}")
+  @CsvSource({
+      "127.0.0.1:5480, 127.0.0.1:5480",
+      "0.0.0.0:5480, 127.0.0.1:5480",
+      "127.0.0.1:5480, 0.0.0.0:5480",
+      "'[::]:5480', 127.0.0.2:5480",
+      "localhost:5480, 127.0.0.1:5480"})
+  void refusesListenersThatWouldShareASocket(String first, String second) {
+    // Vert.x hands the connections of one socket to both listeners in turn: one port answering two views.
+    ConfigException e = assertThrows(ConfigException.class, () -> ConfigLoader.parse(
+        "agent: {listen: [" + listener(first, "primary") + ", " + listener(second, "replica") + "]}\n",
+        ConfigLoader.Overrides.none(), Map.of()));
+    assertEquals(1, e.problems().size(), e.problems().toString());
+    assertTrue(e.problems().get(0).startsWith("agent.listen[1]: overlaps agent.listen[0]"), e.problems().toString());
+  }
+
+  @Test
+  void acceptsListenersOnDistinctPortsOrAddressesAndFreePorts() throws Exception {
+    ConfigLoader.parse("agent: {listen: [" + listener("127.0.0.1:5480", "primary") + ", "
+        + listener("127.0.0.2:5480", "replica") + ", " + listener("0.0.0.0:5481", "replica") + ", "
+        + listener("127.0.0.1:0", "primary") + ", " + listener("127.0.0.1:0", "replica") + "]}\n",
+        ConfigLoader.Overrides.none(), Map.of());
+  }
+
+  private static String listener(String addressPort, String view) {
+    int colon = addressPort.lastIndexOf(':');
+    String address = addressPort.substring(0, colon).replace("[", "").replace("]", "");
+    return "{address: '" + address + "', port: " + addressPort.substring(colon + 1) + ", view: " + view + "}";
+  }
+
   @Test
   void anEmptyFileMeansAllDefaults() throws Exception {
     Config c = ConfigLoader.parse("", ConfigLoader.Overrides.none(), Map.of());

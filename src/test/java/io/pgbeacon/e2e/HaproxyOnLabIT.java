@@ -10,7 +10,7 @@ import io.pgbeacon.support.ConsulHttp;
 import io.pgbeacon.support.ConsulTemplate;
 import io.pgbeacon.support.FreePorts;
 import io.pgbeacon.support.Haproxy;
-import io.pgbeacon.support.HaproxyConfig;
+import io.pgbeacon.support.LabHaproxies;
 import io.pgbeacon.support.Lab;
 import io.pgbeacon.support.Psql;
 import java.io.IOException;
@@ -54,8 +54,7 @@ class HaproxyOnLabIT {
 
   static Lab lab;
   static ConsulHttp consul;
-  static final Map<String, Haproxy> haproxies = new LinkedHashMap<>();
-  static final Map<String, HaproxyConfig> configs = new LinkedHashMap<>();
+  static LabHaproxies haproxies;
   static Process consulTemplate;
   static Process rendered;
   static Path renderedSocket;
@@ -66,23 +65,7 @@ class HaproxyOnLabIT {
   static void start() throws Exception {
     lab = Lab.get();
     consul = new ConsulHttp(lab.consulAddress());
-    for (Path file : HaproxyConfig.shipped()) {
-      String name = file.getFileName().toString();
-      HaproxyConfig config = HaproxyConfig.of(file)
-          .nameserver("consul", lab.consulDnsAddress() + ":" + lab.consulDnsPort());
-      for (String node : lab.nodeNames()) {
-        int i = lab.index(node);
-        config.node(i, lab.address(node), Map.of(6432, lab.port(node, "PGBOUNCER"), 5432, lab.port(node, "PG"),
-            8008, lab.port(node, "REST"), 5480, lab.port(node, "AGENT_PRIMARY"), 5481,
-            lab.port(node, "AGENT_REPLICA")));
-      }
-      Path sub = Files.createDirectories(dir.resolve(name.replace(".cfg", "")));
-      Path written = config.write(sub);
-      String check = Haproxy.check(written); // fails the test if haproxy -c rejects it
-      assertFalse(check.contains("[WARNING]"), name + " rewritten for the lab: haproxy -c warns:\n" + check);
-      configs.put(name, config);
-      haproxies.put(name, Haproxy.start(written, config.statsSocket()));
-    }
+    haproxies = LabHaproxies.start(lab, dir);
     startConsulTemplate();
   }
 
@@ -96,7 +79,9 @@ class HaproxyOnLabIT {
       rendered.destroy(); // SIGTERM to the master, which stops its workers
       rendered.waitFor(10, TimeUnit.SECONDS);
     }
-    haproxies.values().forEach(Haproxy::close);
+    if (haproxies != null) {
+      haproxies.close();
+    }
   }
 
   @Test
@@ -146,20 +131,20 @@ class HaproxyOnLabIT {
     String server = "pg" + i;
     lab.run(Duration.ofSeconds(30), "pgbouncer-stop", Integer.toString(i));
     try {
-      Haproxy b = haproxies.get("b-agent-pgbouncer.cfg");
+      Haproxy b = haproxies.haproxy("b-agent-pgbouncer.cfg");
       Await.until("scenario B marks " + server + " DOWN", CONVERGE, () -> b.stat("pg_write", server).status(),
           s -> s.startsWith("DOWN"));
       assertFalse(psql(port("b-agent-pgbouncer.cfg", 5000), "select 1").ok(), "B: no server for writes");
 
       // C: PgBouncer is the only thing broken; PostgreSQL on the primary still takes writes directly.
       writesReach("c-agent-fallback.cfg", port("c-agent-fallback.cfg", 5000), leader);
-      Haproxy c = haproxies.get("c-agent-fallback.cfg");
+      Haproxy c = haproxies.haproxy("c-agent-fallback.cfg");
       assertTrue(c.stat("pg_write_direct", server).status().startsWith("UP"));
       assertTrue(c.stat("pg_write_pgbouncer", server).status().startsWith("DOWN"));
     } finally {
       lab.run(Duration.ofSeconds(30), "pgbouncer-start", Integer.toString(i));
     }
-    Haproxy b = haproxies.get("b-agent-pgbouncer.cfg");
+    Haproxy b = haproxies.haproxy("b-agent-pgbouncer.cfg");
     Await.until("scenario B has " + server + " back", CONVERGE, () -> b.stat("pg_write", server).status(),
         s -> s.startsWith("UP"));
     writesReach("b-agent-pgbouncer.cfg", port("b-agent-pgbouncer.cfg", 5000), leader);
@@ -210,7 +195,7 @@ class HaproxyOnLabIT {
   }
 
   private static int port(String config, int original) {
-    return configs.get(config).port(original);
+    return haproxies.port(config, original);
   }
 
   private static Psql.Result psql(int port, String sql) {

@@ -46,7 +46,7 @@ public final class Lab implements BeforeAllCallback {
     settings.put("LAB_DIR", dir);
     settings.put("LAB_BASE_PORT", basePort);
     settings.put("LAB_PATRONI", patroni);
-    settings.put("LAB_PGBEACON", "java -Xmx96m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -jar " + Components.jar());
+    settings.put("LAB_PGBEACON", "java -Xmx96m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:+ExitOnOutOfMemoryError -jar " + Components.jar());
   }
 
   /**
