@@ -3,17 +3,18 @@ package io.pgbeacon.agent;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.health.NodeHealth;
 import io.vertx.core.Future;
+import io.vertx.core.Handler;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.net.NetServer;
 import io.vertx.core.net.NetServerOptions;
 import io.vertx.core.net.NetSocket;
-import io.vertx.core.parsetools.RecordParser;
 import java.nio.charset.StandardCharsets;
 import java.util.EnumMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -23,19 +24,41 @@ import org.slf4j.LoggerFactory;
  * the verdict changed, never computed or fetched per connection — and is closed.
  *
  * <p>A listener without a fixed view waits up to {@code agent.read-timeout} for HAProxy's {@code agent-send}
- * line naming the view ({@code primary} or {@code replica}); it still answers with a full line if none comes.
+ * line naming the view ({@code primary} or {@code replica}); it still answers with a full line if none comes. At
+ * most {@value #MAX_WAITING} connections wait at a time: a newer one refuses the oldest, so that a flood of idle
+ * connections costs bounded memory and cannot crowd out HAProxy's own check, which sends its line at once and so
+ * is always among the newest. All of a listener's connections and its one read-timeout timer run on the event loop
+ * it was started on (Vert.x gives a server's connections its listen context), so the waiting list needs no lock.
  */
 public final class AgentServer {
 
   private static final Logger log = LoggerFactory.getLogger(AgentServer.class);
   private static final Buffer NO_VIEW = ascii(AgentReply.refusal("no view: set agent-send \"primary\\n\" or \"replica\\n\""));
 
+  /**
+   * Connections a listener without view lets wait for their line. HAProxy writes its agent-send string as soon as
+   * the connection is up, so a legitimate connection waits for microseconds on a LAN: even at 20 000 checks a second
+   * with a millisecond's wait, some 20 wait at once. 256 is ten times that, and bounds what idle connections can
+   * hold to 256 sockets (about 7 KB of heap each, most of it Vert.x's own per-connection write queue).
+   */
+  static final int MAX_WAITING = 256;
+  /** HAProxy's agent-send line is a word; a longer "line" is not one (RecordParser's former limit). */
+  private static final int MAX_LINE = 256;
+  private static final Buffer CROWDED_OUT = ascii(AgentReply.refusal("no agent-send line before " + MAX_WAITING
+      + " newer connections"));
+
   private final Vertx vertx;
   private final Config.Listener listener;
   private final Config.Agent config;
   private final Supplier<Replies> replies;
   private final Config.View fixedView;
+  private final long readTimeoutNanos;
   private NetServer server;
+  // The connections waiting for their line, oldest first, and the timer set for the oldest one's deadline (-1: none).
+  private Waiting oldest;
+  private Waiting newest;
+  private int waiting;
+  private long timer = -1;
 
   /** The precomputed reply of each view for one verdict; shared, read-only. */
   public static final class Replies {
@@ -58,6 +81,7 @@ public final class AgentServer {
     this.config = config;
     this.replies = replies;
     this.fixedView = listener.view().orElse(null);
+    this.readTimeoutNanos = config.readTimeout().toNanos();
   }
 
   public Future<Integer> start() {
@@ -83,20 +107,107 @@ public final class AgentServer {
   }
 
   private void answerRequested(NetSocket socket) {
-    long timer = vertx.setTimer(config.readTimeout().toMillis(), id -> socket.end(NO_VIEW));
-    RecordParser parser = RecordParser.newDelimited("\n", socket).maxRecordSize(256);
-    parser.exceptionHandler(e -> {
-      vertx.cancelTimer(timer);
-      socket.end(NO_VIEW);
-    });
-    parser.handler(line -> {
-      vertx.cancelTimer(timer);
-      parser.pause();
-      Optional<Config.View> view = viewNamed(line.toString(StandardCharsets.US_ASCII));
-      socket.end(view.isPresent() ? replies.get().of(view.get())
-          : ascii(AgentReply.refusal("unknown view '" + line.toString(StandardCharsets.US_ASCII).strip() + "'")));
-    });
+    Waiting connection = new Waiting(socket, System.nanoTime() + readTimeoutNanos);
+    socket.handler(connection);
+    socket.closeHandler(closed -> leave(connection));
     socket.exceptionHandler(e -> socket.close());
+    connection.previous = newest;
+    if (newest == null) {
+      oldest = connection;
+    } else {
+      newest.next = connection;
+    }
+    newest = connection;
+    if (++waiting > MAX_WAITING) {
+      refuse(oldest, CROWDED_OUT);
+    }
+    if (timer == -1) {
+      armTimer();
+    }
+  }
+
+  private void answer(NetSocket socket, String line) {
+    Optional<Config.View> view = viewNamed(line);
+    socket.end(view.isPresent() ? replies.get().of(view.get())
+        : ascii(AgentReply.refusal("unknown view '" + line.strip() + "'")));
+  }
+
+  private void refuse(Waiting connection, Buffer reply) {
+    leave(connection);
+    connection.socket.end(reply);
+  }
+
+  /** Takes a connection off the waiting list; idempotent. */
+  private void leave(Waiting connection) {
+    if (connection.left) {
+      return;
+    }
+    connection.left = true;
+    waiting--;
+    if (connection.previous == null) {
+      oldest = connection.next;
+    } else {
+      connection.previous.next = connection.next;
+    }
+    if (connection.next == null) {
+      newest = connection.previous;
+    } else {
+      connection.next.previous = connection.previous;
+    }
+    connection.previous = null;
+    connection.next = null;
+  }
+
+  // One timer per listener, not one per connection: the connections wait in arrival order, which is also the order
+  // of their deadlines, so only the oldest one's deadline needs a timer.
+  private void armTimer() {
+    long millis = Math.max(1, TimeUnit.NANOSECONDS.toMillis(oldest.deadline - System.nanoTime() + 999_999));
+    timer = vertx.setTimer(millis, id -> {
+      timer = -1;
+      long now = System.nanoTime();
+      while (oldest != null && oldest.deadline - now <= 0) {
+        refuse(oldest, NO_VIEW);
+      }
+      if (oldest != null) {
+        armTimer();
+      }
+    });
+  }
+
+  /** A connection waiting for its agent-send line: its node in the waiting list and the reader of its bytes. */
+  private final class Waiting implements Handler<Buffer> {
+    final NetSocket socket;
+    final long deadline;
+    Waiting previous;
+    Waiting next;
+    boolean left;
+    // Only a line split across reads is kept; HAProxy writes it in one segment.
+    private Buffer partial;
+
+    Waiting(NetSocket socket, long deadline) {
+      this.socket = socket;
+      this.deadline = deadline;
+    }
+
+    @Override
+    public void handle(Buffer data) {
+      if (left) {
+        return; // answered or refused already; the rest of what it sends does not matter
+      }
+      Buffer bytes = partial == null ? data : partial.appendBuffer(data);
+      for (int i = 0; i < bytes.length(); i++) {
+        if (bytes.getByte(i) == '\n') {
+          leave(this);
+          answer(socket, bytes.getString(0, i, "US-ASCII"));
+          return;
+        }
+      }
+      if (bytes.length() > MAX_LINE) {
+        refuse(this, NO_VIEW);
+      } else if (partial == null) {
+        partial = Buffer.buffer(MAX_LINE).appendBuffer(data);
+      }
+    }
   }
 
   static Optional<Config.View> viewNamed(String text) {

@@ -5,6 +5,7 @@ import io.pgbeacon.net.ErrorText;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
+import io.vertx.core.net.NetClient;
 import io.vertx.core.net.NetClientOptions;
 import io.vertx.pgclient.PgConnectOptions;
 import io.vertx.pgclient.spi.PgDriver;
@@ -14,18 +15,26 @@ import io.vertx.sqlclient.SqlConnection;
 import io.vertx.sqlclient.spi.ConnectionFactory;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.TimeUnit;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
 
 /**
  * Proves that the local PgBouncer accepts a new PostgreSQL-protocol connection and passes a query through to
  * PostgreSQL, and, given admin credentials, that the database is neither paused nor disabled.
  *
  * <p>A fresh connection per probe on purpose: a kept-open connection would keep passing while PgBouncer refuses
- * new clients (max_client_conn, auth failures, a stopped listener). The connections come from one factory, made
- * once: {@code PgConnection.connect} makes a factory per call, and in Vert.x 5.0 each one's NetClient stays
- * registered with the calling verticle until it undeploys — measured, one {@code NetClientImpl} kept per probe, two
- * to four a second for the daemon's life. {@link #close()} releases it.
+ * new clients (max_client_conn, auth failures, a stopped listener).
+ *
+ * <p>Nothing of a probe outlives its deadline. All connections go through one NetClient, made once, whose connect
+ * timeout is the deadline (a SYN to a full backlog); each connection gets a factory of its own over it, with its
+ * sockets kept ({@link ProbeSockets}) so that the deadline closes them whatever the handshake's state — a
+ * PgBouncer that accepted in the kernel but does not run never answers the startup message, and vertx-pg-client
+ * alone would keep that socket open. No NetClient is made per probe: {@code PgConnection.connect} makes a factory
+ * per call, and in Vert.x 5.0 each one's NetClient stays registered with the calling verticle until it undeploys —
+ * measured, one {@code NetClientImpl} kept per probe, two to four a second for the daemon's life. {@link #close()}
+ * releases the NetClient and the sockets of a probe in flight.
  */
 public final class PgBouncerProbe {
 
@@ -36,21 +45,22 @@ public final class PgBouncerProbe {
   private final Vertx vertx;
   private final Config.PgBouncer config;
   private final long deadlineMillis;
-  private final ConnectionFactory<PgConnectOptions> connections;
+  private final NetClient client;
+  private final Set<ProbeSockets> inFlight = ConcurrentHashMap.newKeySet();
 
   public PgBouncerProbe(Vertx vertx, Config.PgBouncer config) {
     this.vertx = vertx;
     this.config = config;
     this.deadlineMillis = config.timeout().toMillis();
-    // (Vert.x 5.0 ignores these options, vertx-sql-client#1608: the deadline is the probe's own timeout below.)
-    this.connections = PgDriver.INSTANCE.createConnectionFactory(vertx, new NetClientOptions());
+    this.client = vertx.createNetClient(new NetClientOptions().setConnectTimeout((int) deadlineMillis));
   }
 
-  /** Releases the connection factory; probes after this fail. */
+  /** Releases the NetClient, closing the sockets of probes in flight; probes after this fail. */
   public Future<Void> close() {
-    Promise<Void> closed = Promise.promise();
-    connections.close(closed);
-    return closed.future();
+    // The NetClient's own close would wait for them forever if PgBouncer hangs (see ProbeSockets), and with it the
+    // undeploy of the verticle that made this probe.
+    inFlight.forEach(ProbeSockets::closeSockets);
+    return client.close();
   }
 
   /** One probe; completes within the configured timeout, always successfully. */
@@ -124,13 +134,38 @@ public final class PgBouncerProbe {
     return options;
   }
 
-  private <T> Future<T> withConnection(PgConnectOptions options,
-      java.util.function.Function<SqlConnection, Future<T>> work) {
-    Future<SqlConnection> connect = connections.connect(vertx.getOrCreateContext(), options);
-    Future<T> result = connect.compose(work).timeout(deadlineMillis, TimeUnit.MILLISECONDS);
-    // Close whenever the connection exists, including one that completes after the deadline gave up on it.
-    result.onComplete(done -> connect.onSuccess(SqlConnection::close));
-    return result;
+  private <T> Future<T> withConnection(PgConnectOptions options, Function<SqlConnection, Future<T>> work) {
+    ProbeSockets sockets = new ProbeSockets(vertx, client);
+    inFlight.add(sockets);
+    ConnectionFactory<PgConnectOptions> factory = PgDriver.INSTANCE.createConnectionFactory(sockets,
+        new NetClientOptions());
+    Promise<T> answer = Promise.promise();
+    // One timer is the deadline for both the answer and the sockets, so the answer fails with the timeout rather
+    // than with the closed socket.
+    long deadline = vertx.setTimer(deadlineMillis, id -> {
+      answer.tryFail(new TimeoutException());
+      sockets.closeSockets();
+    });
+    Future<SqlConnection> connect = factory.connect(vertx.getOrCreateContext(), options);
+    connect.compose(work).onComplete(done -> {
+      if (done.succeeded()) {
+        answer.tryComplete(done.result());
+      } else {
+        answer.tryFail(done.cause());
+      }
+    });
+    answer.future().onComplete(done -> {
+      // Terminate first when the connection exists, so PgBouncer logs a client close request, not an unexpected
+      // EOF; it cannot be sent behind a hung query, and a hung PgBouncer never closes its end: the deadline closes
+      // the sockets in any case.
+      Future<Void> goodbye = connect.succeeded() ? connect.result().close() : Future.succeededFuture();
+      goodbye.onComplete(closed -> {
+        vertx.cancelTimer(deadline);
+        sockets.closeSockets();
+        inFlight.remove(sockets);
+      });
+    });
+    return answer.future();
   }
 
   static String describe(Throwable e) {

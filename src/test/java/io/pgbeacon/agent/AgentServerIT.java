@@ -15,8 +15,10 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetSocketAddress;
 import java.net.Socket;
+import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.OptionalLong;
@@ -36,6 +38,10 @@ class AgentServerIT {
       Config.PastMaxLag.DRAIN, 12 << 20, 10, java.util.Map.of(), Duration.ofMillis(500));
   private static final ReplyPolicy POLICY = new ReplyPolicy(AGENT.wrongRole(), AGENT.pastMaxLag(),
       AGENT.weightLagStart(), 16 << 20, AGENT.weightFloor(), AGENT.maxconn());
+
+  /** For connections that must still be waiting when the test looks: a read-timeout no test run reaches. */
+  private static final Config.Agent PATIENT = new Config.Agent(List.of(), AGENT.wrongRole(), AGENT.pastMaxLag(),
+      AGENT.weightLagStart(), AGENT.weightFloor(), AGENT.maxconn(), Duration.ofMinutes(5));
 
   Vertx vertx;
   final AtomicReference<AgentServer.Replies> replies = new AtomicReference<>();
@@ -98,9 +104,79 @@ class AgentServerIT {
     }
   }
 
+  @Test
+  void aFloodOfIdleConnectionsRefusesTheOldestAndStillAnswersAFreshCheckAtOnce() throws Exception {
+    int port = start(Optional.empty(), PATIENT);
+    show(health(new Verdict(Status.PASSING, false, "primary, timeline 2"),
+        new Verdict(Status.CRITICAL, true, "primary")));
+    int idle = AgentServer.MAX_WAITING + 50;
+    List<Socket> sockets = new ArrayList<>();
+    try {
+      for (int i = 0; i < idle; i++) {
+        Socket socket = new Socket();
+        sockets.add(socket);
+        socket.connect(new InetSocketAddress("127.0.0.1", port), 2000);
+      }
+      // HAProxy's check: connect and send the line at once. Its answer cannot wait for the idle ones' read-timeout.
+      assertEquals("up ready 100% #primary, timeline 2\n", ask(port, "primary\n"));
+      // While it waited it took a place too, so one more idle connection had to go.
+      int refused = idle + 1 - AgentServer.MAX_WAITING;
+      for (int i = 0; i < refused; i++) {
+        assertEquals("down #no agent-send line before " + AgentServer.MAX_WAITING + " newer connections\n",
+            rest(sockets.get(i)), "idle connection #" + i + " of " + idle + ", oldest first");
+      }
+      // Replies leave one event loop in order: a refusal to any of the newer ones would be here by now.
+      for (int i = refused; i < idle; i++) {
+        assertEquals(0, sockets.get(i).getInputStream().available(), "idle connection #" + i + " still waits");
+      }
+    } finally {
+      for (Socket socket : sockets) {
+        socket.close();
+      }
+    }
+  }
+
+  @Test
+  void refusesALineLongerThanAnyView() throws Exception {
+    int port = start(Optional.empty(), PATIENT);
+    assertTrue(ask(port, "p".repeat(300)).startsWith("down #no view"));
+  }
+
+  @Test
+  void readsALineThatArrivesInPieces() throws Exception {
+    int port = start(Optional.empty(), PATIENT);
+    show(health(new Verdict(Status.PASSING, false, "primary, timeline 2"),
+        new Verdict(Status.CRITICAL, true, "primary")));
+    try (Socket socket = new Socket()) {
+      socket.setTcpNoDelay(true);
+      socket.connect(new InetSocketAddress("127.0.0.1", port), 2000);
+      for (String piece : List.of("pri", "ma", "ry\n")) {
+        socket.getOutputStream().write(piece.getBytes(StandardCharsets.US_ASCII));
+        socket.getOutputStream().flush();
+      }
+      assertEquals("up ready 100% #primary, timeline 2\n", rest(socket));
+    }
+  }
+
   private int start(Optional<Config.View> view) throws Exception {
-    AgentServer server = new AgentServer(vertx, new Config.Listener("127.0.0.1", 0, view), AGENT, replies::get);
+    return start(view, AGENT);
+  }
+
+  private int start(Optional<Config.View> view, Config.Agent agent) throws Exception {
+    AgentServer server = new AgentServer(vertx, new Config.Listener("127.0.0.1", 0, view), agent, replies::get);
     return server.start().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+  }
+
+  /** What a connection reads until the server closes it, or what it had after 3 s without that. */
+  private static String rest(Socket socket) throws IOException {
+    socket.setSoTimeout(3000);
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    try {
+      socket.getInputStream().transferTo(out);
+    } catch (SocketTimeoutException e) {
+      return out.toString(StandardCharsets.US_ASCII) + "(no end within 3 s)";
+    }
+    return out.toString(StandardCharsets.US_ASCII);
   }
 
   private void show(NodeHealth health) {
