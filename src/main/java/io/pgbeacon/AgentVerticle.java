@@ -3,6 +3,7 @@ package io.pgbeacon;
 import io.pgbeacon.agent.AgentServer;
 import io.pgbeacon.agent.ReplyBoard;
 import io.pgbeacon.config.Config;
+import io.pgbeacon.config.ConfigException;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import java.util.ArrayList;
@@ -24,12 +25,28 @@ final class AgentVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     List<Future<Integer>> started = new ArrayList<>();
-    for (Config.Listener listener : config.listen()) {
+    for (int i = 0; i < config.listen().size(); i++) {
+      Config.Listener listener = config.listen().get(i);
       AgentServer server = new AgentServer(vertx, listener, config, board::replies);
       servers.add(server);
-      started.add(server.start());
+      String key = "agent.listen[" + i + "]";
+      // A port taken (since the preflight tried it) is a config problem: exit 2, naming the key, not 1.
+      started.add(server.start().recover(e -> Future.failedFuture(new ConfigException(List.of(key
+          + ": cannot listen on " + listener.address() + ":" + listener.port() + " (" + e.getMessage() + ")")))));
     }
-    return Future.all(started).onSuccess(all -> started.forEach(f -> ports.add(f.result())));
+    return Future.join(started).transform(all -> {
+      List<String> problems = new ArrayList<>();
+      for (Future<Integer> f : started) {
+        if (f.failed()) {
+          problems.addAll(((ConfigException) f.cause()).problems());
+        }
+      }
+      if (!problems.isEmpty()) {
+        return Future.failedFuture(new ConfigException(problems));
+      }
+      started.forEach(f -> ports.add(f.result()));
+      return Future.succeededFuture();
+    });
   }
 
   /** The bound ports, in config order (useful when a port is 0). */

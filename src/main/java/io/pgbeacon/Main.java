@@ -3,11 +3,15 @@ package io.pgbeacon;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.config.ConfigException;
 import io.pgbeacon.config.ConfigLoader;
+import io.pgbeacon.config.ConfigSummary;
+import io.pgbeacon.config.Preflight;
 import io.pgbeacon.config.Units;
 import io.pgbeacon.health.Status;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -90,11 +94,29 @@ public final class Main implements Callable<Integer> {
       try {
         return ConfigLoader.load(file, new ConfigLoader.Overrides(node, consulAddress));
       } catch (ConfigException e) {
-        err.println("pgbeacon: invalid configuration in " + file + ":");
-        e.problems().forEach(p -> err.println("  - " + p));
-        err.flush();
+        printProblems(err, e.problems());
         return null;
       }
+    }
+
+    /** As {@link #load}, and what only trying tells ({@link Preflight}): null after printing every problem. */
+    Config loadAndTry(PrintWriter err, Preflight.Mode mode, List<String> notes) {
+      Config config = load(err);
+      if (config == null) {
+        return null;
+      }
+      List<String> problems = Preflight.problems(config, mode, notes);
+      if (!problems.isEmpty()) {
+        printProblems(err, problems);
+        return null;
+      }
+      return config;
+    }
+
+    void printProblems(PrintWriter err, List<String> problems) {
+      err.println("pgbeacon: invalid configuration in " + file + ":");
+      problems.forEach(p -> err.println("  - " + p));
+      err.flush();
     }
   }
 
@@ -106,47 +128,18 @@ public final class Main implements Callable<Integer> {
 
     @Override
     public Integer call() {
-      Config config = options.load(spec.commandLine().getErr());
+      List<String> notes = new ArrayList<>();
+      Config config = options.loadAndTry(spec.commandLine().getErr(), Preflight.Mode.VALIDATE, notes);
       if (config == null) {
         return CONFIG_ERROR;
       }
       PrintWriter out = spec.commandLine().getOut();
       out.println("config OK: " + options.file);
-      out.println("  node:      " + config.node().orElse("(Patroni's member name)"));
-      out.println("  patroni:   " + config.patroni().url() + " (timeout " + config.patroni().timeout().toMillis() + "ms)");
-      out.println("  leader key: " + config.patroni().leaderKey().template().map(t -> t
-          + (config.patroni().leaderKey().auto() ? " (auto: once seen in Consul)" : "")).orElse("off"));
-      out.println("  poll:      every " + config.pollInterval().toMillis() + "ms");
-      out.println("  pgbouncer: " + config.pgbouncer().map(p -> p.host() + ":" + p.port() + "/" + p.database()
-          + " as " + p.user() + (p.required() ? " (required)" : " (not required)")).orElse("not checked"));
-      out.println("  consul:    " + config.consul().address() + ", ttl " + Units.consulDuration(config.consul().ttl())
-          + ", token " + config.consul().token().map(t -> "from " + t.source()).orElse("none")
-          + ", on-stop " + config.consul().onStop().name().toLowerCase(java.util.Locale.ROOT));
-      out.println("  services:  " + config.services().primary().name() + ":" + config.services().primary().port()
-          + ", " + config.services().replica().name() + ":" + config.services().replica().port()
-          + " (max-lag " + Units.formatSize(config.services().replica().maxLag()) + ")");
-      config.agent().listen().forEach(l -> out.println("  agent:     " + l.address() + ":" + l.port() + " "
-          + l.view().map(Config.View::key).orElse("(agent-send)")));
-      Config.Agent agent = config.agent();
-      out.println("  agent replies: wrong role " + lower(agent.wrongRole()) + ", past max-lag "
-          + lower(agent.pastMaxLag()) + ", replica weight 100% up to " + Units.formatSize(agent.weightLagStart())
-          + " lag, " + agent.weightFloor() + "% at " + Units.formatSize(config.services().replica().maxLag())
-          + ", maxconn " + maxconn(agent) + ", read-timeout " + agent.readTimeout().toMillis() + "ms");
+      ConfigSummary.lines(config).forEach(line -> out.println("  " + line));
+      notes.forEach(note -> out.println("  note: " + note));
       out.flush();
       return 0;
     }
-  }
-
-  private static String lower(Enum<?> e) {
-    return e.name().toLowerCase(java.util.Locale.ROOT);
-  }
-
-  private static String maxconn(Config.Agent agent) {
-    if (agent.maxconn().isEmpty()) {
-      return "not sent";
-    }
-    return java.util.Arrays.stream(Config.View.values()).filter(agent.maxconn()::containsKey)
-        .map(v -> v.key() + " " + agent.maxconn().get(v)).collect(java.util.stream.Collectors.joining(", "));
   }
 
   @Command(name = "check", mixinStandardHelpOptions = true, sortOptions = false,
@@ -217,10 +210,12 @@ public final class Main implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-      Config config = options.load(spec.commandLine().getErr());
+      Config config = options.loadAndTry(spec.commandLine().getErr(), Preflight.Mode.RUN, new ArrayList<>());
       if (config == null) {
         return CONFIG_ERROR;
       }
+      org.slf4j.LoggerFactory.getLogger(Main.class).info("pgbeacon {}, {}: {}", version(), options.file,
+          String.join("; ", ConfigSummary.lines(config)));
       PgBeacon beacon = new PgBeacon(config, version());
       CountDownLatch exited = new CountDownLatch(1);
       Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -236,8 +231,12 @@ public final class Main implements Callable<Integer> {
       try {
         beacon.start().toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
       } catch (java.util.concurrent.ExecutionException e) {
-        spec.commandLine().getErr().println("pgbeacon: cannot start: " + e.getCause().getMessage());
         beacon.stop();
+        if (e.getCause() instanceof ConfigException bad) { // an agent port taken since the preflight
+          options.printProblems(spec.commandLine().getErr(), bad.problems());
+          return CONFIG_ERROR;
+        }
+        spec.commandLine().getErr().println("pgbeacon: cannot start: " + e.getCause().getMessage());
         return 1;
       }
       exited.await();

@@ -1,5 +1,6 @@
 package io.pgbeacon;
 
+import io.pgbeacon.agent.AgentClient;
 import io.pgbeacon.agent.AgentReply;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.health.HealthEvaluator;
@@ -14,16 +15,7 @@ import io.pgbeacon.pgbouncer.PgBouncerStatus;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
-import java.io.IOException;
-import java.io.InputStream;
-import java.net.ConnectException;
-import java.net.InetSocketAddress;
-import java.net.Socket;
-import java.net.SocketTimeoutException;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.List;
-import java.util.Optional;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -56,17 +48,6 @@ final class OneShotCheck {
     }
   }
 
-  /** The daemon gave no complete reply line. */
-  private static final class NoAnswer extends Exception {
-    private static final long serialVersionUID = 1L;
-
-    NoAnswer(String message) {
-      super(message);
-    }
-  }
-
-  private static final int MAX_REPLY = 1024;
-
   private OneShotCheck() {}
 
   static Outcome run(Config config, Config.View view, Mode mode, Duration timeout) {
@@ -76,85 +57,15 @@ final class OneShotCheck {
     }
     long daemonDeadline = mode == Mode.DAEMON ? deadline : System.nanoTime() + timeout.toNanos() / 2;
     try {
-      return askDaemon(config.agent().listen(), view, daemonDeadline);
-    } catch (NoAnswer e) {
+      AgentReply.Heard heard = AgentClient.ask(config.agent().listen(), view, daemonDeadline);
+      return new Outcome(heard.status(), heard.reason());
+    } catch (AgentClient.NoAnswer e) {
       if (mode == Mode.DAEMON) {
         return new Outcome(Status.CRITICAL, e.getMessage());
       }
       Outcome polled = direct(config, view, deadline, timeout);
       return new Outcome(polled.status(), polled.line() + " (polled directly: " + e.getMessage() + ")");
     }
-  }
-
-  /** The listener that answers {@code view}: one fixed to it, else one that lets agent-send choose. */
-  static Optional<Config.Listener> listenerFor(List<Config.Listener> listen, Config.View view) {
-    return listen.stream().filter(l -> l.view().equals(Optional.of(view))).findFirst()
-        .or(() -> listen.stream().filter(l -> l.view().isEmpty()).findFirst());
-  }
-
-  /** A wildcard bind address is reached on loopback. */
-  static String connectHost(String address) {
-    return switch (address) {
-      case "0.0.0.0", "" -> "127.0.0.1";
-      case "::", "[::]", "::0" -> "::1";
-      default -> address;
-    };
-  }
-
-  private static Outcome askDaemon(List<Config.Listener> listen, Config.View view, long deadline)
-      throws NoAnswer {
-    Config.Listener listener = listenerFor(listen, view).orElseThrow(() -> new NoAnswer(
-        "no agent port in the config answers the " + view.key() + " view (agent.listen); use --direct"));
-    String host = connectHost(listener.address());
-    String where = host + ":" + listener.port();
-    try (Socket socket = new Socket()) {
-      socket.connect(new InetSocketAddress(host, listener.port()), remainingMillis(deadline));
-      if (listener.view().isEmpty()) {
-        socket.getOutputStream().write((view.key() + "\n").getBytes(StandardCharsets.US_ASCII));
-        socket.getOutputStream().flush();
-      }
-      String reply = readLine(socket, deadline);
-      AgentReply.Heard heard = AgentReply.read(reply);
-      if (reply.indexOf('\n') < 0 && reply.indexOf('\r') < 0) {
-        throw new NoAnswer("pgbeacon on " + where + ": " + heard.reason());
-      }
-      return new Outcome(heard.status(), heard.reason());
-    } catch (ConnectException e) {
-      throw new NoAnswer("pgbeacon not running: nothing listens on " + where);
-    } catch (SocketTimeoutException e) {
-      throw new NoAnswer("pgbeacon did not answer on " + where + " in time");
-    } catch (IOException e) {
-      throw new NoAnswer("pgbeacon not reachable on " + where + ": " + e.getMessage());
-    }
-  }
-
-  /** Reads until the line ends, the daemon closes, or the deadline passes. */
-  private static String readLine(Socket socket, long deadline) throws IOException {
-    InputStream in = socket.getInputStream();
-    byte[] buffer = new byte[MAX_REPLY];
-    int length = 0;
-    while (length < buffer.length) {
-      socket.setSoTimeout(remainingMillis(deadline));
-      int read = in.read(buffer, length, buffer.length - length);
-      if (read < 0) {
-        break;
-      }
-      length += read;
-      String sofar = new String(buffer, 0, length, StandardCharsets.US_ASCII);
-      if (sofar.indexOf('\n') >= 0 || sofar.indexOf('\r') >= 0) {
-        return sofar;
-      }
-    }
-    return new String(buffer, 0, length, StandardCharsets.US_ASCII);
-  }
-
-  /** At least 1: a socket timeout of 0 would mean no timeout at all. */
-  private static int remainingMillis(long deadline) throws SocketTimeoutException {
-    long millis = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
-    if (millis < 1) {
-      throw new SocketTimeoutException("deadline passed");
-    }
-    return (int) Math.min(millis, Integer.MAX_VALUE);
   }
 
   private static Outcome direct(Config config, Config.View view, long deadline, Duration timeout) {

@@ -81,28 +81,28 @@ class CheckIT {
   @Test
   void exitsZeroOneTwoForPassingWarningCritical() throws Exception {
     Path config = config(daemon(), patroniAt(closedPort));
-    show(replica(new Verdict(Status.PASSING, false, "replica, lag 0B"), 0));
+    show(replica(Verdict.passing("replica, lag 0B"), 0));
     assertEquals(new Run(0, "replica, lag 0B\n", ""), check(config, "replica"));
 
-    show(replica(new Verdict(Status.WARNING, false, "replica, lag 14MB, near max-lag 16MB"), 14 * MB));
+    show(replica(Verdict.warning("replica, lag 14MB, near max-lag 16MB"), 14 * MB));
     assertEquals(new Run(1, "replica, lag 14MB, near max-lag 16MB\n", ""), check(config, "replica"));
 
-    show(replica(new Verdict(Status.WARNING, false, "replica, lag unknown (cluster view unavailable: HTTP 503)"),
+    show(replica(Verdict.warning("replica, lag unknown (cluster view unavailable: HTTP 503)"),
         -1));
     assertEquals(1, check(config, "replica").exit(), "a warning at full weight is still a warning");
 
     // Drained for HAProxy, but critical in Consul: the check agrees with Consul, so DNS drops the replica.
-    show(replica(new Verdict(Status.CRITICAL, false, true, "replica lag 17MB exceeds max-lag 16MB"), 17 * MB));
+    show(replica(Verdict.pastMaxLag("replica lag 17MB exceeds max-lag 16MB"), 17 * MB));
     assertEquals(new Run(2, "replica lag 17MB exceeds max-lag 16MB\n", ""), check(config, "replica"));
 
-    show(replica(new Verdict(Status.CRITICAL, false, "PgBouncer: Connection refused"), 0));
+    show(replica(Verdict.critical("PgBouncer: Connection refused"), 0));
     assertEquals(new Run(2, "PgBouncer: Connection refused\n", ""), check(config, "replica"));
   }
 
   @Test
   void aViewWithoutAPortOfItsOwnIsAskedThroughAgentSend() throws Exception {
     Path config = config(daemon(), patroniAt(closedPort));
-    show(replica(new Verdict(Status.PASSING, false, "replica, lag 0B"), 0));
+    show(replica(Verdict.passing("replica, lag 0B"), 0));
     assertEquals(new Run(2, "replica\n", ""), check(config, "primary"), "a replica is the wrong role: critical");
     show(Healths.primary("node1").build());
     assertEquals(new Run(0, "primary, timeline 3\n", ""), check(config, "PRIMARY"));
@@ -200,7 +200,7 @@ class CheckIT {
   }
 
   private static String patroniAt(int port) {
-    return "node: node2\npatroni: {url: 'http://127.0.0.1:" + port + "', timeout: 500ms, leader-key: 'off'}\n";
+    return "node: node2\npatroni: {url: 'http://127.0.0.1:" + port + "', timeout: 2s, leader-key: 'off'}\n";
   }
 
   private Path config(String agent, String patroni) throws IOException {

@@ -41,6 +41,6 @@ class MainTest {
         "--config", file.toString());
     assertEquals(0, exit);
     assertTrue(out.toString().contains("agent replies: wrong role maint, past max-lag down, replica weight 100% up to"
-        + " 12MB lag, 25% at 16MB, maxconn primary 200, read-timeout 1000ms"), out.toString());
+        + " 12MB lag, 25% at 16MB, maxconn primary 200, read-timeout 1s"), out.toString());
   }
 }

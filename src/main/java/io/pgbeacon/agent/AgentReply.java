@@ -40,21 +40,20 @@ public final class AgentReply {
   static String line(Verdict verdict, OptionalLong lag, Config.View view, ReplyPolicy policy) {
     StringBuilder out = new StringBuilder(64 + MAX_REASON);
     String description = sanitize(verdict.reason());
-    if (verdict.status() != Status.CRITICAL) {
-      out.append("up ready ").append(policy.weight(lag)).append('%');
-      if (verdict.status() == Status.WARNING) {
+    switch (verdict.kind()) {
+      case PASSING -> out.append("up ready ").append(policy.weight(lag)).append('%');
+      case WARNING -> {
+        out.append("up ready ").append(policy.weight(lag)).append('%');
         description = WARNING_MARK + description;
       }
-    } else if (verdict.wrongRole()) {
-      out.append(switch (policy.wrongRole()) {
+      case WRONG_ROLE -> out.append(switch (policy.wrongRole()) {
         case MAINT -> "maint"; // no "up": see the class comment
         case DRAIN -> "up drain";
         case DOWN -> "down";
       });
-    } else if (verdict.pastMaxLag() && policy.pastMaxLag() == Config.PastMaxLag.DRAIN) {
-      out.append("up drain ").append(policy.weight(lag)).append('%');
-    } else {
-      out.append("down");
+      case PAST_MAX_LAG -> out.append(policy.pastMaxLag() == Config.PastMaxLag.DRAIN
+          ? "up drain " + policy.weight(lag) + "%" : "down");
+      case FAILING -> out.append("down");
     }
     OptionalInt maxconn = policy.maxconn(view);
     if (maxconn.isPresent()) {

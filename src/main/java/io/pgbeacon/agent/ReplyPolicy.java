@@ -18,16 +18,11 @@ import java.util.OptionalLong;
 public record ReplyPolicy(Config.WrongRole wrongRole, Config.PastMaxLag pastMaxLag, long weightLagStart,
     long maxLag, int weightFloor, Map<Config.View, Integer> maxconn) {
 
+  /** The values' rules are the config's ({@link io.pgbeacon.config.ConfigLoader}). */
   public ReplyPolicy {
     Objects.requireNonNull(wrongRole, "wrongRole");
     Objects.requireNonNull(pastMaxLag, "pastMaxLag");
     maxconn = Map.copyOf(maxconn);
-    if (weightLagStart < 0 || weightLagStart > maxLag) {
-      throw new IllegalArgumentException("need 0 <= weight-lag-start <= max-lag");
-    }
-    if (weightFloor < 1 || weightFloor > 100) {
-      throw new IllegalArgumentException("weight-floor must be 1..100");
-    }
   }
 
   public static ReplyPolicy of(Config config) {

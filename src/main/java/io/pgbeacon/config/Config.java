@@ -9,8 +9,8 @@ import java.util.Objects;
 import java.util.Optional;
 
 /**
- * The whole, validated configuration. Built only by {@link ConfigLoader}, which reports every problem at once;
- * the compact constructors here guard the invariants the rest of the code relies on.
+ * The whole, validated configuration. Built only by {@link ConfigLoader}, which holds every rule (each value's
+ * range, how values relate) and reports every problem at once; the records here only refuse what is missing.
  *
  * @param node this node's Patroni member name; empty means "ask Patroni"
  * @param pgbouncer empty when PgBouncer is not checked at all
@@ -31,7 +31,7 @@ public record Config(
     Objects.requireNonNull(consul, "consul");
     Objects.requireNonNull(services, "services");
     Objects.requireNonNull(agent, "agent");
-    requirePositive(pollInterval, "poll.interval");
+    Objects.requireNonNull(pollInterval, "poll.interval");
   }
 
   /** Patroni's REST API; GET is never authenticated, so TLS client certificates are the way to protect it. */
@@ -45,7 +45,8 @@ public record Config(
       Optional<Secret> password,
       LeaderKey leaderKey) {
     public Patroni {
-      requirePositive(timeout, "patroni.timeout");
+      Objects.requireNonNull(url, "patroni.url");
+      Objects.requireNonNull(timeout, "patroni.timeout");
       Objects.requireNonNull(leaderKey, "patroni.leader-key");
     }
   }
@@ -88,8 +89,7 @@ public record Config(
       Optional<String> adminUser,
       Optional<Secret> adminPassword) {
     public PgBouncer {
-      requirePort(port, "pgbouncer.port");
-      requirePositive(timeout, "pgbouncer.timeout");
+      Objects.requireNonNull(timeout, "pgbouncer.timeout");
     }
   }
 
@@ -111,8 +111,9 @@ public record Config(
       Optional<Path> caFile,
       Duration timeout) {
     public Consul {
-      requirePositive(ttl, "consul.ttl");
-      requirePositive(timeout, "consul.timeout");
+      Objects.requireNonNull(address, "consul.address");
+      Objects.requireNonNull(ttl, "consul.ttl");
+      Objects.requireNonNull(timeout, "consul.timeout");
       Objects.requireNonNull(onStop, "consul.on-stop");
     }
 
@@ -125,22 +126,12 @@ public record Config(
   /** The advertised services; {@code address} empty means "Patroni's PostgreSQL host". */
   public record Services(Optional<String> address, Service primary, Replica replica) {}
 
-  public record Service(String name, int port) {
-    public Service {
-      requirePort(port, "services.*.port");
-    }
-  }
+  public record Service(String name, int port) {}
 
   /**
    * The replica service: critical when lag exceeds {@code maxLag}, warning above {@code warnLag}.
    */
   public record Replica(String name, int port, long maxLag, long warnLag) {
-    public Replica {
-      requirePort(port, "services.replica.port");
-      if (maxLag < 0 || warnLag < 0 || warnLag > maxLag) {
-        throw new IllegalArgumentException("services.replica: need 0 <= warn-lag <= max-lag");
-      }
-    }
 
     public Service asService() {
       return new Service(name, port);
@@ -182,13 +173,7 @@ public record Config(
    * One agent-check listener; {@code view} empty means the view is chosen per connection by HAProxy's
    * {@code agent-send "primary\n"}.
    */
-  public record Listener(String address, int port, Optional<View> view) {
-    public Listener {
-      if (port < 0 || port > 65535) {
-        throw new IllegalArgumentException("agent.listen.port out of range: " + port);
-      }
-    }
-  }
+  public record Listener(String address, int port, Optional<View> view) {}
 
   /**
    * The agent-check ports and their vocabulary.
@@ -208,30 +193,7 @@ public record Config(
       maxconn = Map.copyOf(maxconn);
       Objects.requireNonNull(wrongRole, "agent.wrong-role");
       Objects.requireNonNull(pastMaxLag, "agent.past-max-lag");
-      if (weightLagStart < 0) {
-        throw new IllegalArgumentException("agent.weight-lag-start must not be negative");
-      }
-      if (weightFloor < 1 || weightFloor > 100) {
-        throw new IllegalArgumentException("agent.weight-floor must be 1%..100%, got " + weightFloor + "%");
-      }
-      maxconn.forEach((view, n) -> {
-        if (n < 0 || n > MAX_MAXCONN) {
-          throw new IllegalArgumentException("agent.maxconn." + view.key() + " must be 0.." + MAX_MAXCONN);
-        }
-      });
-      requirePositive(readTimeout, "agent.read-timeout");
-    }
-  }
-
-  private static void requirePositive(Duration d, String key) {
-    if (d == null || d.isZero() || d.isNegative()) {
-      throw new IllegalArgumentException(key + " must be a positive duration");
-    }
-  }
-
-  private static void requirePort(int port, String key) {
-    if (port < 1 || port > 65535) {
-      throw new IllegalArgumentException(key + " must be a port in 1..65535, got " + port);
+      Objects.requireNonNull(readTimeout, "agent.read-timeout");
     }
   }
 }

@@ -1,5 +1,6 @@
 package io.pgbeacon.config;
 
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.MissingNode;
@@ -17,10 +18,16 @@ import io.pgbeacon.config.Config.Services;
 import io.pgbeacon.config.Config.View;
 import io.pgbeacon.config.Config.WrongRole;
 import java.io.IOException;
+import java.io.InputStream;
+import java.net.InetAddress;
 import java.net.URI;
 import java.net.URISyntaxException;
+import java.net.UnknownHostException;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
+import java.security.cert.CertificateException;
+import java.security.cert.CertificateFactory;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumMap;
@@ -33,15 +40,26 @@ import java.util.Set;
 import java.util.function.Function;
 
 /**
- * Reads the YAML file, the standard Consul environment variables and the CLI overrides into a {@link Config}.
+ * Reads the YAML file, the standard Consul environment variables (as Consul's own CLI reads them) and the CLI
+ * overrides into a {@link Config}. This is the one place where the config's rules live: each value's type and
+ * range, and how values must relate.
  *
  * <p>Every problem is collected, each naming its key and the bad value, so an operator fixes a file in one pass.
- * The file wins over the environment; CLI overrides win over both.
+ * The file wins over the environment; CLI overrides win over both. What can only be known by trying (a port in
+ * use, a certificate that does not load) is {@link Preflight}'s.
  */
 public final class ConfigLoader {
 
   static final Duration MIN_DEREGISTER_AFTER = Duration.ofMinutes(1); // Consul's own floor
   static final Duration MIN_TTL = Duration.ofSeconds(3);
+  /** Patroni's default {@code loop_wait}: polling less often lets a demotion go unseen for over a Patroni cycle. */
+  static final Duration MAX_POLL = Duration.ofSeconds(10);
+  /** Patroni answers {@code /primary} from memory; faster only loads its REST API (polls quicken by themselves). */
+  static final Duration MIN_POLL = Duration.ofMillis(100);
+  static final Duration MIN_TIMEOUT = Duration.ofMillis(50);
+  static final Duration MAX_TIMEOUT = Duration.ofSeconds(10);
+  /** A Patroni member name: part of Consul service IDs, which consul-api puts in URL paths unencoded. */
+  private static final String NODE_NAME = "[A-Za-z0-9][A-Za-z0-9._-]*";
 
   private final Map<String, String> env;
   private final List<String> problems = new ArrayList<>();
@@ -67,11 +85,19 @@ public final class ConfigLoader {
 
   public static Config parse(String yaml, Overrides overrides, Map<String, String> env) throws ConfigException {
     JsonNode root;
-    try {
-      root = new YAMLMapper().readTree(yaml);
+    // A key given twice would silently be the last one; a second document would silently be ignored.
+    YAMLMapper mapper = YAMLMapper.builder().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION).build();
+    try (JsonParser parser = mapper.createParser(yaml)) {
+      root = mapper.readTree(parser);
+      if (root != null && parser.nextToken() != null) {
+        throw new ConfigException(List.of("config file: a second YAML document (after '---', line "
+            + parser.currentLocation().getLineNr() + "): put every key in one document"));
+      }
     } catch (JsonProcessingException e) {
-      throw new ConfigException(List.of("config file is not valid YAML: " + e.getOriginalMessage()
+      throw new ConfigException(List.of("config file is not valid YAML: " + describe(e)
           + (e.getLocation() == null ? "" : " (line " + e.getLocation().getLineNr() + ")")));
+    } catch (IOException e) {
+      throw new ConfigException(List.of("config file: cannot read (" + e.getMessage() + ")"));
     }
     if (root == null || root.isMissingNode() || root.isNull()) {
       root = MissingNode.getInstance();
@@ -86,6 +112,21 @@ public final class ConfigLoader {
     return config;
   }
 
+  /** Jackson's words, except a repeated key, named by its dotted path. */
+  private static String describe(JsonProcessingException e) {
+    String message = e.getOriginalMessage();
+    if (message.startsWith("Duplicate field '") && e.getProcessor() instanceof JsonParser parser) {
+      List<String> path = new ArrayList<>();
+      for (var context = parser.getParsingContext(); context != null; context = context.getParent()) {
+        if (context.getCurrentName() != null) {
+          path.add(0, context.getCurrentName());
+        }
+      }
+      return String.join(".", path) + ": given twice; the second would silently win";
+    }
+    return message;
+  }
+
   /** Values given on the command line; each wins over the file. */
   public record Overrides(Optional<String> node, Optional<String> consulAddress) {
     public static Overrides none() {
@@ -97,62 +138,108 @@ public final class ConfigLoader {
     Node top = new Node("", root);
     top.only("node", "patroni", "pgbouncer", "consul", "services", "poll", "agent");
 
-    Optional<String> node = overrides.node().or(() -> top.optText("node"));
-    node.filter(String::isBlank).ifPresent(n -> problem("node", n, "must not be blank"));
+    Optional<String> node = overrides.node().isPresent() ? overrides.node().filter(n -> checkNode("--node", n))
+        : top.optText("node").filter(n -> checkNode("node", n));
 
     Patroni patroni = readPatroni(top.child("patroni"));
-    Optional<PgBouncer> pgbouncer = top.has("pgbouncer")
-        ? Optional.ofNullable(readPgBouncer(top.child("pgbouncer"))) : Optional.empty();
+    Optional<PgBouncer> pgbouncer = readPgBouncer(top);
     Consul consul = readConsul(top.child("consul"), overrides);
     Services services = readServices(top.child("services"));
     Node poll = top.child("poll");
     poll.only("interval");
-    Duration interval = poll.duration("interval", Duration.ofMillis(500));
-    Agent agent = readAgent(top.child("agent"), services.replica());
+    Duration interval = poll.duration("interval", Duration.ofMillis(500), MIN_POLL, MAX_POLL);
+    Agent agent = readAgent(top.child("agent"), services == null ? null : services.replica());
 
     if (!problems.isEmpty()) {
       return null;
     }
-    return build(() -> new Config(node, patroni, pgbouncer, consul, services, interval, agent));
+    relate(patroni, pgbouncer, consul, interval);
+    if (!problems.isEmpty()) {
+      return null;
+    }
+    return new Config(node, patroni, pgbouncer, consul, services, interval, agent);
+  }
+
+  private boolean checkNode(String key, String node) {
+    if (!node.matches(NODE_NAME)) {
+      problem(key, node, "must be a Patroni member name of letters, digits, '.', '_' and '-' (it becomes part of"
+          + " Consul service and check IDs)");
+      return false;
+    }
+    return true;
+  }
+
+  /** Rules between keys of different blocks, named with both keys. */
+  private void relate(Patroni patroni, Optional<PgBouncer> pgbouncer, Consul consul, Duration interval) {
+    if (consul.timeout().compareTo(consul.refreshInterval()) >= 0) {
+      problem("consul.timeout", Units.consulDuration(consul.timeout()), "must be shorter than consul.ttl / 3 ("
+          + Units.formatDuration(consul.refreshInterval()) + "): a refresh must be answered before the next falls due");
+    }
+    Duration probe = pgbouncer.map(PgBouncer::timeout).filter(t -> t.compareTo(patroni.timeout()) > 0)
+        .orElse(patroni.timeout());
+    Duration freshness = interval.plus(probe.multipliedBy(2)).plusSeconds(1);
+    if (freshness.compareTo(consul.ttl()) > 0) {
+      String longer = probe.equals(patroni.timeout()) ? "patroni.timeout" : "pgbouncer.timeout";
+      problem(longer, Units.consulDuration(probe), "with poll.interval " + Units.formatDuration(interval)
+          + ", a verdict may be " + Units.formatDuration(freshness) + " old (interval + 2 × the longer probe timeout"
+          + " + 1 s) before it counts as stale, more than consul.ttl (" + Units.formatDuration(consul.ttl())
+          + "): shorten it or lengthen the TTL");
+    }
   }
 
   private Patroni readPatroni(Node n) {
     n.only("url", "timeout", "ca-file", "cert-file", "key-file", "username", "password-file", "leader-key");
-    URI url = n.uri("url", "http://127.0.0.1:8008", Set.of("http", "https"));
-    Duration timeout = n.duration("timeout", Duration.ofSeconds(1));
-    Optional<Path> ca = n.readableFile("ca-file");
-    Optional<Path> cert = n.readableFile("cert-file");
+    URI url = n.uri("url", "http://127.0.0.1:8008");
+    Duration timeout = n.duration("timeout", Duration.ofSeconds(1), MIN_TIMEOUT, MAX_TIMEOUT);
+    Optional<Path> ca = n.certificateFile("ca-file");
+    Optional<Path> cert = n.certificateFile("cert-file");
     Optional<Path> key = n.readableFile("key-file");
-    if (cert.isPresent() != key.isPresent()) {
-      problem(n.key(cert.isPresent() ? "key-file" : "cert-file"), "(missing)",
-          "cert-file and key-file go together");
+    if (n.has("cert-file") != n.has("key-file")) {
+      problem(n.key(n.has("cert-file") ? "key-file" : "cert-file"), "(missing)", "cert-file and key-file go together");
     }
-    if (url != null && "http".equals(url.getScheme()) && (ca.isPresent() || cert.isPresent())) {
+    if (url != null && "http".equals(url.getScheme()) && (n.has("ca-file") || n.has("cert-file"))) {
       problem(n.key("url"), url.toString(), "TLS files are set, so the URL must be https://");
     }
     Optional<String> username = n.optText("username");
     Optional<Secret> password = n.secretFile("password-file");
-    if (username.isPresent() != password.isPresent()) {
-      problem(n.key(username.isPresent() ? "password-file" : "username"), "(missing)",
+    if (n.has("username") != n.has("password-file")) {
+      problem(n.key(n.has("username") ? "password-file" : "username"), "(missing)",
           "username and password-file go together");
     }
+    Config.LeaderKey leaderKey = leaderKey(n);
+    return url == null || timeout == null ? null
+        : new Patroni(url, timeout, ca, cert, key, username, password, leaderKey);
+  }
+
+  private Config.LeaderKey leaderKey(Node n) {
     // YAML reads a bare off/no as false and on/yes as true: take them as meant.
-    JsonNode rawKey = n.value.path("leader-key");
-    String leaderKeyText = rawKey.isBoolean() ? (rawKey.asBoolean() ? "auto" : "off") : n.text("leader-key", "auto");
-    Config.LeaderKey leaderKey = switch (leaderKeyText) {
+    JsonNode raw = n.value.path("leader-key");
+    String text = raw.isBoolean() ? (raw.asBoolean() ? "auto" : "off") : n.text("leader-key", "auto");
+    return switch (text.strip().toLowerCase(Locale.ROOT)) {
       case "auto" -> Config.LeaderKey.AUTO;
       case "off" -> Config.LeaderKey.OFF;
       default -> {
-        if (!leaderKeyText.matches("[A-Za-z0-9_.{}/-]+") || leaderKeyText.startsWith("/")) {
-          problem(n.key("leader-key"), leaderKeyText, "must be auto, off or a Consul key such as service/{scope}/leader");
+        // Patroni's key is always <namespace>/<scope>/leader: anything else never exists, and the watch would deny
+        // the primary on every node.
+        if (!text.matches("[A-Za-z0-9_.{}/-]+") || text.startsWith("/") || !text.endsWith("/leader")) {
+          problem(n.key("leader-key"), text,
+              "must be auto, off or Patroni's leader key, <namespace>/<scope>/leader, e.g. service/{scope}/leader");
         }
-        yield new Config.LeaderKey(Optional.of(leaderKeyText), false);
+        yield new Config.LeaderKey(Optional.of(text), false);
       }
     };
-    return build(() -> new Patroni(url, timeout, ca, cert, key, username, password, leaderKey));
   }
 
-  private PgBouncer readPgBouncer(Node n) {
+  private Optional<PgBouncer> readPgBouncer(Node top) {
+    if (!top.value.has("pgbouncer")) {
+      return Optional.empty();
+    }
+    if (top.value.path("pgbouncer").isNull()) {
+      problem("pgbouncer", "(empty)", "has no keys (all commented out?): give at least one, e.g. {required: true},"
+          + " or remove the block to check no PgBouncer");
+      return Optional.empty();
+    }
+    Node n = top.child("pgbouncer");
     n.only("host", "port", "database", "user", "password-file", "required", "timeout",
         "admin-user", "admin-password-file");
     String host = n.text("host", "127.0.0.1");
@@ -161,59 +248,87 @@ public final class ConfigLoader {
     String user = n.text("user", "pgbeacon");
     Optional<Secret> password = n.secretFile("password-file");
     boolean required = n.bool("required", true);
-    Duration timeout = n.duration("timeout", Duration.ofSeconds(1));
+    Duration timeout = n.duration("timeout", Duration.ofSeconds(1), MIN_TIMEOUT, MAX_TIMEOUT);
     Optional<String> adminUser = n.optText("admin-user");
     Optional<Secret> adminPassword = n.secretFile("admin-password-file");
-    return build(() -> new PgBouncer(host, port, database, user, password, required, timeout,
-        adminUser, adminPassword));
+    if (n.has("admin-password-file") && !n.has("admin-user")) {
+      problem(n.key("admin-user"), "(missing)", "admin-password-file is set: name the admin console's user too");
+    }
+    return timeout == null ? Optional.empty() : Optional.of(new PgBouncer(host, port, database, user, password,
+        required, timeout, adminUser, adminPassword));
   }
 
   private Consul readConsul(Node n, Overrides overrides) {
     n.only("address", "ttl", "deregister-critical-after", "on-stop", "token-file", "ca-file", "timeout");
-    String defaultAddress = env.getOrDefault("CONSUL_HTTP_ADDR", "http://127.0.0.1:8500");
-    String addressKey = n.has("address") ? n.key("address") : "CONSUL_HTTP_ADDR";
-    String address = overrides.consulAddress().or(() -> n.optText("address")).orElse(defaultAddress);
+    String key;
+    String address;
+    if (overrides.consulAddress().isPresent()) {
+      key = "--consul-address";
+      address = overrides.consulAddress().get();
+    } else if (n.has("address")) {
+      key = n.key("address");
+      address = n.text("address", "");
+    } else if (envValue("CONSUL_HTTP_ADDR").isPresent()) {
+      key = "CONSUL_HTTP_ADDR";
+      address = envValue("CONSUL_HTTP_ADDR").get();
+    } else {
+      key = n.key("address");
+      address = "http://127.0.0.1:8500";
+    }
     if (!address.contains("://")) {
-      boolean ssl = "true".equalsIgnoreCase(env.getOrDefault("CONSUL_HTTP_SSL", "false"));
-      address = (ssl ? "https://" : "http://") + address;
+      address = (envBool("CONSUL_HTTP_SSL") ? "https://" : "http://") + address;
     }
-    URI uri = parseUri(addressKey, address, Set.of("http", "https"));
+    URI uri = parseUri(key, address);
 
-    Duration ttl = n.duration("ttl", Duration.ofSeconds(10));
-    if (ttl != null && ttl.compareTo(MIN_TTL) < 0) {
-      problem(n.key("ttl"), n.raw("ttl"), "must be at least " + Units.consulDuration(MIN_TTL));
-    }
-    Duration deregister = n.duration("deregister-critical-after", Duration.ofMinutes(1));
-    if (deregister != null && deregister.compareTo(MIN_DEREGISTER_AFTER) < 0) {
-      problem(n.key("deregister-critical-after"), n.raw("deregister-critical-after"),
-          "Consul's minimum is 1m");
-    }
+    Duration ttl = n.duration("ttl", Duration.ofSeconds(10), MIN_TTL, Duration.ofMinutes(10));
+    Duration deregister = n.duration("deregister-critical-after", Duration.ofMinutes(1), MIN_DEREGISTER_AFTER,
+        Duration.ofDays(7));
     OnStop onStop = n.enumValue("on-stop", OnStop.class, OnStop.CRITICAL);
-    Duration timeout = n.duration("timeout", Duration.ofSeconds(2));
+    Duration timeout = n.duration("timeout", Duration.ofSeconds(2), MIN_TIMEOUT, MAX_TIMEOUT);
 
-    Optional<Secret> token = n.secretFile("token-file");
-    if (token.isEmpty() && !n.has("token-file")) {
-      token = envSecret();
+    Optional<Secret> token = n.has("token-file") ? n.secretFile("token-file") : envToken();
+    Optional<Path> ca = n.has("ca-file") ? n.certificateFile("ca-file")
+        : envValue("CONSUL_CACERT").flatMap(p -> certificate("CONSUL_CACERT", p));
+    String caKey = n.has("ca-file") ? n.key("ca-file") : "CONSUL_CACERT";
+    if (uri != null && "http".equals(uri.getScheme()) && (n.has("ca-file") || envValue("CONSUL_CACERT").isPresent())) {
+      problem(key, address, "a CA file is set (" + caKey + "), so the address must be https://");
     }
-    Optional<Path> ca = n.readableFile("ca-file");
-    if (ca.isEmpty() && !n.has("ca-file") && env.containsKey("CONSUL_CACERT")) {
-      ca = readable("CONSUL_CACERT", env.get("CONSUL_CACERT"));
+    if (uri == null || ttl == null || deregister == null || onStop == null || timeout == null) {
+      return null;
     }
-    if (uri != null && "http".equals(uri.getScheme()) && ca.isPresent()) {
-      problem(addressKey, address, "a CA file is set, so the address must be https://");
-    }
-    Optional<Secret> finalToken = token;
-    Optional<Path> finalCa = ca;
-    return build(() -> new Consul(uri, ttl, deregister, onStop, finalToken, finalCa, timeout));
+    return new Consul(uri, ttl, deregister, onStop, token, ca, timeout);
   }
 
-  private Optional<Secret> envSecret() {
-    String direct = env.get("CONSUL_HTTP_TOKEN");
-    if (direct != null && !direct.isBlank()) {
-      return Optional.of(new Secret(direct.strip(), "CONSUL_HTTP_TOKEN"));
+  /** An environment variable as Consul's CLI reads it: empty is unset. */
+  private Optional<String> envValue(String name) {
+    return Optional.ofNullable(env.get(name)).filter(v -> !v.isEmpty());
+  }
+
+  /** Go's {@code strconv.ParseBool}, which Consul uses for {@code CONSUL_HTTP_SSL}. */
+  private boolean envBool(String name) {
+    Optional<String> value = envValue(name);
+    if (value.isEmpty()) {
+      return false;
     }
-    String file = env.get("CONSUL_HTTP_TOKEN_FILE");
-    return file == null ? Optional.empty() : readSecret("CONSUL_HTTP_TOKEN_FILE", file);
+    return switch (value.get()) {
+      case "1", "t", "T", "TRUE", "true", "True" -> true;
+      case "0", "f", "F", "FALSE", "false", "False" -> false;
+      default -> {
+        problem(name, value.get(), "must be a boolean as Consul reads it: 1, t, true, 0, f, false (any case of"
+            + " TRUE/True/FALSE/False)");
+        yield false;
+      }
+    };
+  }
+
+  /** As Consul's CLI: {@code CONSUL_HTTP_TOKEN_FILE}, when set, wins over {@code CONSUL_HTTP_TOKEN}. */
+  private Optional<Secret> envToken() {
+    Optional<String> file = envValue("CONSUL_HTTP_TOKEN_FILE");
+    if (file.isPresent()) {
+      return readSecret("CONSUL_HTTP_TOKEN_FILE", file.get());
+    }
+    return envValue("CONSUL_HTTP_TOKEN").map(String::strip).filter(t -> !t.isEmpty())
+        .map(t -> new Secret(t, "CONSUL_HTTP_TOKEN"));
   }
 
   private Services readServices(Node n) {
@@ -230,14 +345,17 @@ public final class ConfigLoader {
     Long maxLag = r.size("max-lag", 16L << 20);
     Long warnLag = r.size("warn-lag", maxLag == null ? 0 : maxLag * 3 / 4);
     if (maxLag != null && warnLag != null && warnLag > maxLag) {
-      problem(r.key("warn-lag"), r.raw("warn-lag"), "must not exceed max-lag");
+      problem(r.key("warn-lag"), r.raw("warn-lag"), "must not exceed services.replica.max-lag ("
+          + Units.formatSize(maxLag) + ")");
     }
     if (primaryName != null && primaryName.equals(replicaName)) {
       problem(r.key("name"), replicaName, "must differ from services.primary.name");
     }
-    Service primary = build(() -> new Service(primaryName, primaryPort));
-    Replica replica = build(() -> new Replica(replicaName, replicaPort, maxLag, warnLag));
-    return new Services(address, primary, replica);
+    if (maxLag == null || warnLag == null) {
+      return null;
+    }
+    return new Services(address, new Service(primaryName, primaryPort),
+        new Replica(replicaName, replicaPort, maxLag, warnLag));
   }
 
   private Agent readAgent(Node n, Replica replica) {
@@ -252,16 +370,10 @@ public final class ConfigLoader {
           Node l = new Node(n.key("listen") + "[" + i + "].", list.get(i));
           l.only("address", "port", "view");
           String address = l.text("address", "127.0.0.1");
-          int port = l.port("port", -1);
-          if (!l.has("port")) {
-            problem(l.key("port"), null, "is required (0 picks a free port)");
-          }
+          int port = l.listenPort("port");
           Optional<View> view = l.has("view")
               ? Optional.ofNullable(l.enumValue("view", View.class, null)) : Optional.empty();
-          Listener listener = build(() -> new Listener(address, port, view));
-          if (listener != null) {
-            listeners.add(listener);
-          }
+          listeners.add(new Listener(address, port, view));
         }
         refuseOverlaps(n.key("listen"), listeners);
       }
@@ -286,9 +398,12 @@ public final class ConfigLoader {
         }
       }
     }
-    Duration readTimeout = n.duration("read-timeout", Duration.ofSeconds(1));
-    return build(() -> new Agent(listeners, wrongRole, pastMaxLag, weightLagStart, weightFloor, maxconn,
-        readTimeout));
+    Duration readTimeout = n.duration("read-timeout", Duration.ofSeconds(1), Duration.ofMillis(10), MAX_TIMEOUT);
+    if (wrongRole == null || pastMaxLag == null || weightLagStart == null || weightFloor == null
+        || readTimeout == null) {
+      return null;
+    }
+    return new Agent(listeners, wrongRole, pastMaxLag, weightLagStart, weightFloor, maxconn, readTimeout);
   }
 
   /**
@@ -296,12 +411,12 @@ public final class ConfigLoader {
    * Vert.x hands the connections to both in turn, so a port would answer two views by turns.
    */
   private void refuseOverlaps(String key, List<Listener> listeners) {
-    List<java.net.InetAddress> addresses = new ArrayList<>();
+    List<InetAddress> addresses = new ArrayList<>();
     for (int i = 0; i < listeners.size(); i++) {
       Listener l = listeners.get(i);
       try {
-        addresses.add(java.net.InetAddress.getByName(l.address()));
-      } catch (java.net.UnknownHostException e) {
+        addresses.add(InetAddress.getByName(l.address()));
+      } catch (UnknownHostException e) {
         problem(key + "[" + i + "].address", l.address(), "cannot be resolved to an address to listen on");
         addresses.add(null);
       }
@@ -310,9 +425,9 @@ public final class ConfigLoader {
       for (int j = 0; j < i; j++) {
         Listener a = listeners.get(j);
         Listener b = listeners.get(i);
-        java.net.InetAddress x = addresses.get(j);
-        java.net.InetAddress y = addresses.get(i);
-        if (a.port() == 0 || a.port() != b.port() || x == null || y == null) {
+        InetAddress x = addresses.get(j);
+        InetAddress y = addresses.get(i);
+        if (a.port() <= 0 || a.port() != b.port() || x == null || y == null) {
           continue;
         }
         if (x.isAnyLocalAddress() || y.isAnyLocalAddress() || x.equals(y)) {
@@ -325,41 +440,46 @@ public final class ConfigLoader {
 
   // ---- plumbing -------------------------------------------------------------------------------------------
 
-  private interface Builder<T> {
-    T build();
-  }
-
-  /** Builds a record once its parts read cleanly; a record's own check becomes a problem, not a crash. */
-  private <T> T build(Builder<T> builder) {
-    if (!problems.isEmpty()) {
-      return null;
-    }
-    try {
-      return builder.build();
-    } catch (IllegalArgumentException | NullPointerException e) {
-      problems.add(e.getMessage());
-      return null;
-    }
-  }
-
   private void problem(String key, String value, String why) {
     problems.add(key + ": " + why + (value == null ? "" : " (got " + value + ")"));
   }
 
-  private URI parseUri(String key, String text, Set<String> schemes) {
+  /** An http(s) URL of a host and port only: no path, query, fragment or credentials; the scheme in any case. */
+  private URI parseUri(String key, String text) {
+    URI uri;
     try {
-      URI uri = new URI(text);
-      if (uri.getScheme() == null || !schemes.contains(uri.getScheme().toLowerCase(Locale.ROOT))
-          || uri.getHost() == null) {
-        problem(key, text, "must be a URL like " + String.join(" or ", schemes.stream().sorted()
-            .map(s -> s + "://host:port").toList()));
-        return null;
-      }
-      if (uri.getUserInfo() != null) {
-        problem(key, uri.getHost(), "must not carry credentials; use the password/token file keys");
-        return null;
-      }
-      return uri;
+      uri = new URI(text.strip());
+    } catch (URISyntaxException e) {
+      problem(key, text, "is not a valid URL");
+      return null;
+    }
+    String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
+    if (!Set.of("http", "https").contains(scheme) || uri.getHost() == null) {
+      problem(key, text, "must be a URL like http://host:port or https://host:port");
+      return null;
+    }
+    if (uri.getUserInfo() != null) {
+      problem(key, uri.getHost(), "must not carry credentials; use the password/token file keys");
+      return null;
+    }
+    boolean ok = true;
+    if (uri.getPort() == 0 || uri.getPort() > 65535 || (uri.getPort() < 0 && uri.getRawAuthority().matches(".*:$"))) {
+      problem(key, text, "the port must be in 1..65535");
+      ok = false;
+    }
+    if (uri.getRawPath() != null && !uri.getRawPath().isEmpty() && !uri.getRawPath().equals("/")) {
+      problem(key, text, "must not have a path (" + uri.getRawPath() + "): it names the API's host and port only");
+      ok = false;
+    }
+    if (uri.getRawQuery() != null || uri.getRawFragment() != null) {
+      problem(key, text, "must not have a query or fragment");
+      ok = false;
+    }
+    if (!ok) {
+      return null;
+    }
+    try {
+      return new URI(scheme, null, uri.getHost(), uri.getPort(), null, null, null);
     } catch (URISyntaxException e) {
       problem(key, text, "is not a valid URL");
       return null;
@@ -367,12 +487,36 @@ public final class ConfigLoader {
   }
 
   private Optional<Path> readable(String key, String path) {
-    Path p = Path.of(path);
+    Path p;
+    try {
+      p = Path.of(path);
+    } catch (InvalidPathException e) {
+      problem(key, path.replace("\0", "\\0"), "is not a valid path (" + e.getReason() + ")");
+      return Optional.empty();
+    }
     if (!Files.isRegularFile(p) || !Files.isReadable(p)) {
       problem(key, path, "file does not exist or is not readable");
       return Optional.empty();
     }
     return Optional.of(p);
+  }
+
+  /** A readable file holding at least one PEM (or DER) X.509 certificate. */
+  private Optional<Path> certificate(String key, String path) {
+    Optional<Path> file = readable(key, path);
+    if (file.isEmpty()) {
+      return file;
+    }
+    try (InputStream in = Files.newInputStream(file.get())) {
+      if (CertificateFactory.getInstance("X.509").generateCertificates(in).isEmpty()) {
+        problem(key, path, "holds no certificate");
+        return Optional.empty();
+      }
+      return file;
+    } catch (IOException | CertificateException e) {
+      problem(key, path, "is not a PEM certificate (" + e.getMessage() + ")");
+      return Optional.empty();
+    }
   }
 
   private Optional<Secret> readSecret(String key, String path) {
@@ -459,6 +603,7 @@ public final class ConfigLoader {
       String s = text(name, fallback);
       if (!s.matches("[a-zA-Z0-9][a-zA-Z0-9-]*")) {
         problem(key(name), s, "must be a DNS-safe service name (letters, digits, dashes)");
+        return null;
       }
       return s;
     }
@@ -476,27 +621,46 @@ public final class ConfigLoader {
       }
     }
 
-    Duration duration(String name, Duration fallback) {
-      return typed(name, fallback, Units::parseDuration, "a duration");
+    Duration duration(String name, Duration fallback, Duration min, Duration max) {
+      return typed(name, fallback, s -> {
+        Duration d = Units.parseDuration(s);
+        if (d.compareTo(min) < 0 || d.compareTo(max) > 0) {
+          throw new IllegalArgumentException("must be " + Units.formatDuration(min) + ".." + Units.formatDuration(max));
+        }
+        return d;
+      }, "a duration");
     }
 
     Long size(String name, Long fallback) {
       return typed(name, fallback, Units::parseSize, "a size");
     }
 
+    /** A port to connect to or advertise: 1..65535; -1 after a problem. */
     int port(String name, int fallback) {
-      Integer port = typed(name, fallback, s -> {
-        try {
-          int p = Integer.parseInt(s.trim());
-          if (p < 0 || p > 65535) {
-            throw new IllegalArgumentException("must be a port in 1..65535");
-          }
-          return p;
-        } catch (NumberFormatException e) {
-          throw new IllegalArgumentException("must be a port number");
-        }
-      }, "a port");
+      Integer port = typed(name, fallback, s -> parsePort(s, 1), "a port");
       return port == null ? -1 : port;
+    }
+
+    /** A port to listen on, required: 0 picks a free one; -1 after a problem. */
+    int listenPort(String name) {
+      if (!has(name)) {
+        problem(key(name), null, "is required (0 picks a free port)");
+        return -1;
+      }
+      Integer port = typed(name, null, s -> parsePort(s, 0), "a port");
+      return port == null ? -1 : port;
+    }
+
+    private int parsePort(String s, int min) {
+      try {
+        int p = Integer.parseInt(s.strip());
+        if (p < min || p > 65535) {
+          throw new IllegalArgumentException("must be a port in " + min + "..65535");
+        }
+        return p;
+      } catch (NumberFormatException e) {
+        throw new IllegalArgumentException("must be a port number");
+      }
     }
 
     /** {@code 10%} or {@code 10}: a whole percentage in 1..100. */
@@ -544,7 +708,7 @@ public final class ConfigLoader {
       List<String> names = java.util.Arrays.stream(type.getEnumConstants())
           .map(e -> e.name().toLowerCase(Locale.ROOT).replace('_', '-')).toList();
       return typed(name, fallback, s -> {
-        int i = names.indexOf(s.toLowerCase(Locale.ROOT));
+        int i = names.indexOf(s.strip().toLowerCase(Locale.ROOT));
         if (i < 0) {
           throw new IllegalArgumentException("must be one of " + String.join("|", names));
         }
@@ -552,12 +716,16 @@ public final class ConfigLoader {
       }, "one of " + names);
     }
 
-    URI uri(String name, String fallback, Set<String> schemes) {
-      return parseUri(key(name), text(name, fallback), schemes);
+    URI uri(String name, String fallback) {
+      return parseUri(key(name), text(name, fallback));
     }
 
     Optional<Path> readableFile(String name) {
       return optText(name).flatMap(p -> readable(key(name), p));
+    }
+
+    Optional<Path> certificateFile(String name) {
+      return optText(name).flatMap(p -> certificate(key(name), p));
     }
 
     Optional<Secret> secretFile(String name) {

@@ -4,6 +4,7 @@ import io.pgbeacon.config.Config;
 import io.pgbeacon.config.Units;
 import io.pgbeacon.health.Freshness;
 import io.pgbeacon.net.FailureRun;
+import io.pgbeacon.patroni.Role;
 import io.pgbeacon.health.NodeHealth;
 import io.pgbeacon.health.Status;
 import io.pgbeacon.health.TimeSource;
@@ -419,7 +420,7 @@ public final class ConsulRegistrar {
     }
     String node = health.node().get();
     // While Patroni is unreachable the verdict knows no role: keep advertising the last known shape.
-    boolean knowsFacts = !"unknown".equals(health.role());
+    boolean knowsFacts = health.role().isPresent();
     List<ServiceRegistration> list = new ArrayList<>();
     for (Config.View view : Config.View.values()) {
       ServiceRegistration was = advertised.get(view);
@@ -450,10 +451,8 @@ public final class ConsulRegistrar {
 
   private static List<String> tags(NodeHealth health) {
     List<String> tags = new ArrayList<>();
-    if (!"unknown".equals(health.role())) {
-      tags.add(health.role());
-    }
-    if ("replica".equals(health.role())) {
+    health.role().ifPresent(r -> tags.add(r.word()));
+    if (health.role().map(r -> r.role() == Role.REPLICA).orElse(false)) {
       tags.add(health.sync() ? "sync" : "async");
     }
     health.scope().ifPresent(tags::add);
@@ -463,7 +462,7 @@ public final class ConsulRegistrar {
   private Map<String, String> meta(NodeHealth health, String node, OptionalLong lag) {
     Map<String, String> meta = new LinkedHashMap<>();
     meta.put("node", node);
-    meta.put("role", health.role());
+    health.role().ifPresent(r -> meta.put("role", r.word()));
     health.scope().ifPresent(s -> meta.put("scope", s));
     health.timeline().ifPresent(t -> meta.put("timeline", Long.toString(t)));
     lag.ifPresent(l -> meta.put(LAG_META, Long.toString(l)));

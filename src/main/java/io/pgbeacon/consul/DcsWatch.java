@@ -5,6 +5,7 @@ import io.pgbeacon.health.DcsLeader;
 import io.pgbeacon.health.TimeSource;
 import io.pgbeacon.net.FailureRun;
 import io.pgbeacon.patroni.FailoverRequest;
+import io.pgbeacon.patroni.PatroniReading;
 import io.vertx.core.Vertx;
 import java.time.Duration;
 import java.time.Instant;
@@ -66,6 +67,7 @@ public final class DcsWatch {
   private boolean failoverAnswered;
   private long scheduledTimer = -1;
   private boolean stopped;
+  private boolean scopeSeen;
 
   /** @param self this node's Patroni name as far as it is known now */
   public DcsWatch(Vertx vertx, ConsulAgent agent, Config.LeaderKey config, TimeSource time,
@@ -78,11 +80,21 @@ public final class DcsWatch {
     this.listener = listener;
   }
 
-  /** Starts watching the keys of {@code scope}; false when the config turns the watch off. Once only. */
-  public boolean start(String scope) {
-    if (leaderWatch != null) {
-      return true;
+  /**
+   * Starts watching once Patroni has said its scope (in {@code reading}): true when the watches start now, false
+   * before, after, or when the config turns them off.
+   */
+  public boolean startOnce(PatroniReading reading) {
+    if (scopeSeen || !(reading instanceof PatroniReading.Observed o)) {
+      return false;
     }
+    Optional<String> scope = o.status().scope().or(() -> o.cluster().flatMap(c -> c.scope()));
+    scopeSeen = scope.isPresent();
+    return scope.isPresent() && start(scope.get());
+  }
+
+  /** Starts watching the keys of {@code scope}; false when the config turns the watch off. */
+  boolean start(String scope) {
     Optional<String> key = config.resolve(scope);
     if (key.isEmpty()) {
       return false;

@@ -4,6 +4,7 @@ import io.pgbeacon.config.Units;
 import io.pgbeacon.patroni.ClusterView;
 import io.pgbeacon.patroni.PatroniReading;
 import io.pgbeacon.patroni.PatroniStatus;
+import io.pgbeacon.patroni.ReportedRole;
 import io.pgbeacon.patroni.Role;
 import io.pgbeacon.pgbouncer.PgBouncerStatus;
 import java.time.Duration;
@@ -48,7 +49,7 @@ public final class HealthEvaluator {
       HealthPolicy policy, long observedAt, TimeSource time) {
     if (reading instanceof PatroniReading.Unavailable unavailable) {
       Verdict v = Verdict.critical(unavailable.reason());
-      return new NodeHealth(policy.node(), Optional.empty(), "unknown", OptionalLong.empty(), OptionalLong.empty(),
+      return new NodeHealth(policy.node(), Optional.empty(), Optional.empty(), OptionalLong.empty(), OptionalLong.empty(),
           false, Optional.empty(), Optional.empty(), v, v, observedAt);
     }
     PatroniReading.Observed observed = (PatroniReading.Observed) reading;
@@ -67,7 +68,8 @@ public final class HealthEvaluator {
 
     Verdict primary = primaryVerdict(status, cluster, node, dcsLeader, pgbouncer, policy, time);
     Verdict replica = replicaVerdict(status, observed, self, lag, pgbouncer, policy);
-    return new NodeHealth(node, status.scope().or(() -> cluster.flatMap(ClusterView::scope)), status.roleName(),
+    return new NodeHealth(node, status.scope().or(() -> cluster.flatMap(ClusterView::scope)),
+        Optional.of(new ReportedRole(status.role(), status.roleName())),
         status.timeline(), status.role() == Role.REPLICA ? lag : OptionalLong.empty(), sync, status.version(),
         self.map(ClusterView.Member::host).filter(h -> !h.isEmpty()), primary, replica, observedAt);
   }

@@ -1,6 +1,7 @@
 package io.pgbeacon.health;
 
 import io.pgbeacon.config.Config;
+import io.pgbeacon.patroni.ReportedRole;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalLong;
@@ -9,8 +10,7 @@ import java.util.OptionalLong;
  * One node's verdict for both views plus the facts publishers advertise (Consul tags and meta).
  *
  * @param node Patroni's member name; empty until it is known
- * @param role the role as Patroni reports it ({@code master}, {@code primary}, {@code replica}, …), or
- *     {@code unknown}
+ * @param role the role Patroni reports; empty while Patroni cannot be heard
  * @param host PostgreSQL's host in Patroni's DCS view: the default advertised address
  * @param lagBytes the replica's lag behind the leader, as Patroni computes it
  * @param observedAt when the observations behind this verdict were made ({@link TimeSource#nanos()} at the start
@@ -19,7 +19,7 @@ import java.util.OptionalLong;
 public record NodeHealth(
     Optional<String> node,
     Optional<String> scope,
-    String role,
+    Optional<ReportedRole> role,
     OptionalLong timeline,
     OptionalLong lagBytes,
     boolean sync,
@@ -39,7 +39,7 @@ public record NodeHealth(
   /** Before the first poll completes: both views critical, never silent. */
   public static NodeHealth starting(Optional<String> node, long now) {
     Verdict v = Verdict.critical("starting: no answer from Patroni yet");
-    return new NodeHealth(node, Optional.empty(), "unknown", OptionalLong.empty(), OptionalLong.empty(), false,
+    return new NodeHealth(node, Optional.empty(), Optional.empty(), OptionalLong.empty(), OptionalLong.empty(), false,
         Optional.empty(), Optional.empty(), v, v, now);
   }
 
@@ -71,7 +71,7 @@ public record NodeHealth(
 
   /** True when this primary view is better (passing over warning over critical) than {@code other}'s. */
   public boolean raisesPrimaryOver(NodeHealth other) {
-    return primary.status().compareTo(other.primary.status()) < 0;
+    return primary.status().betterThan(other.primary.status());
   }
 
   /** True when this primary view is worse than {@code other}'s, or of another kind of critical. */

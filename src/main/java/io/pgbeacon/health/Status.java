@@ -4,12 +4,23 @@ import java.util.Locale;
 
 /** A check's status, in Consul's vocabulary. */
 public enum Status {
-  PASSING,
-  WARNING,
-  CRITICAL;
+  PASSING(0),
+  WARNING(1),
+  CRITICAL(2);
+
+  private final int exitCode;
+
+  Status(int exitCode) {
+    this.exitCode = exitCode;
+  }
 
   public String consul() {
     return name().toLowerCase(Locale.ROOT);
+  }
+
+  /** Passing is better than warning, which is better than critical. */
+  public boolean betterThan(Status other) {
+    return exitCode < other.exitCode;
   }
 
   /** The status Consul names {@code text} ("passing", "warning", "critical"), if it is one of these. */
@@ -24,6 +35,6 @@ public enum Status {
 
   /** Exit code of {@code pgbeacon check}, as Consul script checks and keepalived expect: 0, 1, 2. */
   public int exitCode() {
-    return ordinal();
+    return exitCode;
   }
 }

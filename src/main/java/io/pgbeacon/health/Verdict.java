@@ -5,54 +5,64 @@ import java.util.Objects;
 /**
  * The verdict for one view (primary or replica) of one node.
  *
- * @param status what Consul's check shows
- * @param wrongRole true when the node is fine but not of this view's role (a replica, seen from the primary
- *     view): HAProxy should park it, not alarm about it
- * @param pastMaxLag true when a replica is critical only because it lags more than {@code max-lag}: it is
- *     otherwise healthy, so HAProxy may drain it (keep its sessions) rather than take it down
+ * @param kind what the verdict is; {@link Kind#status()} is what Consul's check shows
  * @param reason a short human sentence: the Consul check output and the agent's {@code #} text
  */
-public record Verdict(Status status, boolean wrongRole, boolean pastMaxLag, String reason) {
+public record Verdict(Kind kind, String reason) {
+
+  /** The five outcomes a view can have; two kinds of critical are of an otherwise healthy node. */
+  public enum Kind {
+    PASSING(Status.PASSING),
+    WARNING(Status.WARNING),
+    /** Something is wrong: not to be used. */
+    FAILING(Status.CRITICAL),
+    /** Healthy, but not of this view's role (a replica, seen from the primary view): HAProxy parks it. */
+    WRONG_ROLE(Status.CRITICAL),
+    /** A replica that is healthy but lags more than {@code max-lag}: HAProxy may drain it, keeping its sessions. */
+    PAST_MAX_LAG(Status.CRITICAL);
+
+    private final Status status;
+
+    Kind(Status status) {
+      this.status = status;
+    }
+
+    public Status status() {
+      return status;
+    }
+  }
 
   public Verdict {
-    Objects.requireNonNull(status, "status");
+    Objects.requireNonNull(kind, "kind");
     Objects.requireNonNull(reason, "reason");
-    if ((wrongRole || pastMaxLag) && status != Status.CRITICAL) {
-      throw new IllegalArgumentException("wrong role and past max-lag are kinds of critical, not " + status);
-    }
-    if (wrongRole && pastMaxLag) {
-      throw new IllegalArgumentException("a verdict is either wrong role or past max-lag, not both");
-    }
   }
 
-  /** A verdict that is neither past max-lag nor, unless {@code wrongRole}, of the wrong role. */
-  public Verdict(Status status, boolean wrongRole, String reason) {
-    this(status, wrongRole, false, reason);
+  public Status status() {
+    return kind.status();
   }
 
-  static Verdict passing(String reason) {
-    return new Verdict(Status.PASSING, false, reason);
+  public static Verdict passing(String reason) {
+    return new Verdict(Kind.PASSING, reason);
   }
 
-  static Verdict warning(String reason) {
-    return new Verdict(Status.WARNING, false, reason);
+  public static Verdict warning(String reason) {
+    return new Verdict(Kind.WARNING, reason);
   }
 
-  static Verdict critical(String reason) {
-    return new Verdict(Status.CRITICAL, false, reason);
+  public static Verdict critical(String reason) {
+    return new Verdict(Kind.FAILING, reason);
   }
 
-  static Verdict wrongRole(String reason) {
-    return new Verdict(Status.CRITICAL, true, reason);
+  public static Verdict wrongRole(String reason) {
+    return new Verdict(Kind.WRONG_ROLE, reason);
   }
 
-  static Verdict pastMaxLag(String reason) {
-    return new Verdict(Status.CRITICAL, false, true, reason);
+  public static Verdict pastMaxLag(String reason) {
+    return new Verdict(Kind.PAST_MAX_LAG, reason);
   }
 
-  /** Same status and kind: the reason's numbers (lag, timeline) may differ. */
+  /** Same kind: the reason's numbers (lag, timeline) may differ. */
   public boolean sameOutcome(Verdict other) {
-    return other != null && status == other.status && wrongRole == other.wrongRole
-        && pastMaxLag == other.pastMaxLag;
+    return other != null && kind == other.kind;
   }
 }

@@ -74,7 +74,7 @@ public final class PatroniClient {
     PatroniStatus status = observed.status();
     if (cluster.failed()) {
       return new PatroniReading.Observed(status, Optional.empty(),
-          Optional.of("cluster view unavailable: " + describe(cluster.cause())));
+          Optional.of("cluster view unavailable: " + ErrorText.describe(cluster.cause())));
     }
     if (cluster.result().statusCode() != 200) {
       return new PatroniReading.Observed(status, Optional.empty(),
@@ -91,7 +91,7 @@ public final class PatroniClient {
   /** The status in a {@code /primary} answer (without a cluster view), or why there is none. */
   private static PatroniReading status(Future<HttpResponse<Buffer>> primary) {
     if (primary.failed()) {
-      return new PatroniReading.Unavailable("Patroni unreachable: " + describe(primary.cause()));
+      return new PatroniReading.Unavailable("Patroni unreachable: " + ErrorText.describe(primary.cause()));
     }
     HttpResponse<Buffer> response = primary.result();
     int code = response.statusCode();
@@ -121,15 +121,6 @@ public final class PatroniClient {
   private static byte[] bytes(HttpResponse<Buffer> response) {
     Buffer body = response.body();
     return body == null ? new byte[0] : body.getBytes();
-  }
-
-  static String describe(Throwable t) {
-    if (t instanceof TimeoutException || (t.getMessage() != null && t.getMessage().contains("timeout"))) {
-      return "no answer within the deadline";
-    }
-    String message = t.getMessage();
-    return message == null || message.isBlank() ? t.getClass().getSimpleName()
-        : ErrorText.withoutNativeCall(message);
   }
 
   public void close() {

@@ -82,7 +82,7 @@ public final class PgBouncerProbe {
         config.password().map(s -> s.value()).orElse(null));
     return withConnection(options, conn -> conn.query("SELECT 1").execute())
         .map(rows -> PgBouncerStatus.ok())
-        .otherwise(e -> PgBouncerStatus.failed(describe(e)));
+        .otherwise(e -> PgBouncerStatus.failed(ErrorText.describe(e)));
   }
 
   /** Reads {@code SHOW DATABASES} on PgBouncer's admin console; empty when the database looks fine. */
@@ -92,7 +92,7 @@ public final class PgBouncerProbe {
     // The admin console speaks only the simple query protocol, which query() uses.
     return withConnection(options, conn -> conn.query("SHOW DATABASES").execute())
         .map(this::databaseProblem)
-        .otherwise(e -> Optional.of("admin console: " + describe(e)));
+        .otherwise(e -> Optional.of("admin console: " + ErrorText.describe(e)));
   }
 
   private Optional<String> databaseProblem(RowSet<Row> rows) {
@@ -168,17 +168,4 @@ public final class PgBouncerProbe {
     return answer.future();
   }
 
-  static String describe(Throwable e) {
-    if (e instanceof TimeoutException) {
-      return "no answer within the deadline";
-    }
-    String message = e.getMessage();
-    if (message == null || message.isBlank()) {
-      return e.getClass().getSimpleName();
-    }
-    // PostgreSQL errors carry a lot of context; the first line is what an operator needs.
-    int newline = message.indexOf('\n');
-    String line = newline < 0 ? message : message.substring(0, newline);
-    return ErrorText.withoutNativeCall(line);
-  }
 }

@@ -29,11 +29,11 @@ class AgentReplyTest {
 
     Verdict verdict(String reason) {
       return switch (this) {
-        case PASSING -> new Verdict(Status.PASSING, false, reason);
-        case WARNING -> new Verdict(Status.WARNING, false, reason);
-        case CRITICAL -> new Verdict(Status.CRITICAL, false, reason);
-        case WRONG_ROLE -> new Verdict(Status.CRITICAL, true, reason);
-        case PAST_MAX_LAG -> new Verdict(Status.CRITICAL, false, true, reason);
+        case PASSING -> Verdict.passing(reason);
+        case WARNING -> Verdict.warning(reason);
+        case CRITICAL -> Verdict.critical(reason);
+        case WRONG_ROLE -> Verdict.wrongRole(reason);
+        case PAST_MAX_LAG -> Verdict.pastMaxLag(reason);
       };
     }
   }
@@ -134,7 +134,7 @@ class AgentReplyTest {
 
   @Test
   void keepsTheReplyOnOneAsciiLine() {
-    String line = AgentReply.line(new Verdict(Status.CRITICAL, false, "bad\nthing\r\u00e9" + "x".repeat(500)),
+    String line = AgentReply.line(Verdict.critical("bad\nthing\r\u00e9" + "x".repeat(500)),
         OptionalLong.empty(), View.PRIMARY, DEFAULTS);
     assertTrue(line.endsWith("\n"));
     assertEquals(1, line.chars().filter(c -> c == '\n').count());

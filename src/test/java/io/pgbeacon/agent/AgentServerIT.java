@@ -67,19 +67,19 @@ class AgentServerIT {
   void answersFromTheLatestVerdictForItsView() throws Exception {
     int primary = start(Optional.of(Config.View.PRIMARY));
     int replica = start(Optional.of(Config.View.REPLICA));
-    show(health(new Verdict(Status.PASSING, false, "primary, timeline 2"), new Verdict(Status.CRITICAL, true, "primary")));
+    show(health(Verdict.passing("primary, timeline 2"), Verdict.wrongRole("primary")));
     assertEquals("up ready 100% #primary, timeline 2\n", ask(primary, null));
     assertEquals("maint #primary\n", ask(replica, null));
 
-    show(health(new Verdict(Status.CRITICAL, false, "PgBouncer: Connection refused"),
-        new Verdict(Status.CRITICAL, true, "primary")));
+    show(health(Verdict.critical("PgBouncer: Connection refused"),
+        Verdict.wrongRole("primary")));
     assertEquals("down #PgBouncer: Connection refused\n", ask(primary, null));
   }
 
   @Test
   void letsAgentSendChooseTheView() throws Exception {
     int port = start(Optional.empty());
-    show(health(new Verdict(Status.CRITICAL, true, "replica"), new Verdict(Status.PASSING, false, "replica, lag 0B")));
+    show(health(Verdict.wrongRole("replica"), Verdict.passing("replica, lag 0B")));
     assertEquals("maint #replica\n", ask(port, "primary\n"));
     assertEquals("up ready 100% #replica, lag 0B\n", ask(port, "REPLICA\r\n"));
     assertTrue(ask(port, "writer\n").startsWith("down #unknown view 'writer'"));
@@ -89,7 +89,7 @@ class AgentServerIT {
   @Test
   void servesManyConcurrentHaproxyStyleClients() throws Exception {
     int port = start(Optional.of(Config.View.REPLICA));
-    show(health(new Verdict(Status.CRITICAL, true, "replica"), new Verdict(Status.PASSING, false, "replica, lag 0B")));
+    show(health(Verdict.wrongRole("replica"), Verdict.passing("replica, lag 0B")));
     ExecutorService pool = Executors.newFixedThreadPool(16);
     try {
       List<Future<String>> answers = new java.util.ArrayList<>();
@@ -107,8 +107,8 @@ class AgentServerIT {
   @Test
   void aFloodOfIdleConnectionsRefusesTheOldestAndStillAnswersAFreshCheckAtOnce() throws Exception {
     int port = start(Optional.empty(), PATIENT);
-    show(health(new Verdict(Status.PASSING, false, "primary, timeline 2"),
-        new Verdict(Status.CRITICAL, true, "primary")));
+    show(health(Verdict.passing("primary, timeline 2"),
+        Verdict.wrongRole("primary")));
     int idle = AgentServer.MAX_WAITING + 50;
     List<Socket> sockets = new ArrayList<>();
     try {
@@ -145,8 +145,8 @@ class AgentServerIT {
   @Test
   void readsALineThatArrivesInPieces() throws Exception {
     int port = start(Optional.empty(), PATIENT);
-    show(health(new Verdict(Status.PASSING, false, "primary, timeline 2"),
-        new Verdict(Status.CRITICAL, true, "primary")));
+    show(health(Verdict.passing("primary, timeline 2"),
+        Verdict.wrongRole("primary")));
     try (Socket socket = new Socket()) {
       socket.setTcpNoDelay(true);
       socket.connect(new InetSocketAddress("127.0.0.1", port), 2000);

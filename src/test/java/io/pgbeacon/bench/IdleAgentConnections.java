@@ -177,9 +177,8 @@ public final class IdleAgentConnections {
 
   /** The server side: a listener without view, its port on stdout, until stdin closes. */
   private static void serve(int readTimeoutSeconds) throws Exception {
-    NodeHealth primary = new NodeHealth(Optional.of("bench1"), Optional.of("bench"), "primary", OptionalLong.of(2),
-        OptionalLong.empty(), false, Optional.of("4.1.5"), Optional.of("127.0.0.1"),
-        new Verdict(Status.PASSING, false, "primary, timeline 2"), new Verdict(Status.CRITICAL, true, "primary"));
+    NodeHealth primary = io.pgbeacon.support.Healths.primary("bench1").scope("bench").timeline(2)
+        .host("127.0.0.1").primaryView(io.pgbeacon.support.Healths.pass("primary, timeline 2")).build();
     try (InProcessAgent agent = InProcessAgent.start("agent: {read-timeout: " + readTimeoutSeconds
         + "s, listen: [{address: 127.0.0.1, port: 0}]}", primary)) {
       System.out.println("port " + agent.ports().get(0));

@@ -192,7 +192,7 @@ class ConfigLoaderTest {
   @Test
   void takesConsulsStandardEnvironmentWhenTheFileIsSilent() throws Exception {
     Path token = Files.writeString(dir.resolve("token"), "s3cr3t-token\n");
-    Path ca = Files.writeString(dir.resolve("ca.pem"), "not checked here");
+    Path ca = tls("ca.pem");
     Config c = ConfigLoader.parse("", ConfigLoader.Overrides.none(), Map.of(
         "CONSUL_HTTP_ADDR", "127.0.0.9:8501", "CONSUL_HTTP_SSL", "true",
         "CONSUL_HTTP_TOKEN_FILE", token.toString(), "CONSUL_CACERT", ca.toString()));
@@ -245,5 +245,105 @@ class ConfigLoaderTest {
     ConfigException e = assertThrows(ConfigException.class,
         () -> ConfigLoader.load(dir.resolve("missing.yml"), ConfigLoader.Overrides.none(), Map.of()));
     assertTrue(e.problems().get(0).contains("missing.yml"));
+  }
+
+  // ---- every input issue 10 found let through: each refused by name, or read as Consul's CLI reads it ---------
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', textBlock = """
+      patroni.url port out of range            | patroni: {url: 'http://127.0.0.1:70000'}                | patroni.url: the port must be in 1..65535
+      consul.address port out of range         | consul: {address: 'http://127.0.0.1:70000'}             | consul.address: the port must be in 1..65535
+      consul.address port 0                    | consul: {address: 'http://127.0.0.1:0'}                 | consul.address: the port must be in 1..65535
+      consul.address with a path               | consul: {address: 'http://127.0.0.1:8500/v1'}           | consul.address: must not have a path
+      consul.address with a query              | consul: {address: 'http://127.0.0.1:8500?dc=x'}         | consul.address: must not have a query
+      patroni.url with a path                  | patroni: {url: 'http://127.0.0.1:8008/patroni'}         | patroni.url: must not have a path
+      a top-level key twice                    | 'consul: {ttl: 10s}\nconsul: {on-stop: deregister}'     | config file is not valid YAML: consul: given twice
+      a nested key twice                       | 'consul: {ttl: 10s, ttl: 20s}'                          | config file is not valid YAML: consul.ttl: given twice
+      a second YAML document                   | 'node: a\n---\nnode: b'                                 | config file: a second YAML document
+      pgbouncer with every key commented out   | 'pgbouncer:\n  # host: 127.0.0.1\n'                     | pgbouncer: has no keys
+      admin-password-file without admin-user   | pgbouncer: {admin-password-file: '@token'}              | pgbouncer.admin-user: admin-password-file is set
+      poll.interval of 1ms                     | poll: {interval: 1ms}                                   | poll.interval: must be 100ms..10s
+      poll.interval of 1h                      | poll: {interval: 1h}                                    | poll.interval: must be 100ms..10s
+      a timeout of 24 days                     | patroni: {timeout: 576h}                                | patroni.timeout: must be 50ms..10s
+      consul.timeout of Integer.MAX_VALUE ms   | consul: {timeout: 2147483647ms}                         | consul.timeout: must be 50ms..10s
+      consul.timeout not under TTL/3           | consul: {ttl: 6s, timeout: 2s}                          | consul.timeout: must be shorter than consul.ttl / 3
+      a probe timeout the TTL cannot cover     | 'consul: {ttl: 5s}\npatroni: {timeout: 3s}'             | patroni.timeout: with poll.interval 500ms, a verdict may be 7.5s old
+      leader-key typo                          | patroni: {leader-key: 'service/{scope}/leder'}          | patroni.leader-key: must be auto, off or Patroni's leader key
+      node with a slash                        | node: 'node/1'                                          | node: must be a Patroni member name
+      node with a question mark                | node: 'node?1'                                          | node: must be a Patroni member name
+      node with a hash                         | node: 'node#1'                                          | node: must be a Patroni member name
+      node with a space                        | node: 'node 1'                                          | node: must be a Patroni member name
+      a garbage consul.ca-file                 | consul: {address: 'https://127.0.0.1:8501', ca-file: '@token'} | consul.ca-file: is not a PEM certificate
+      a garbage patroni.ca-file                | patroni: {url: 'https://127.0.0.1:8008', ca-file: '@token'}    | patroni.ca-file: is not a PEM certificate
+      an unresolvable listen address           | 'agent: {listen: [{address: no-such-host.invalid, port: 5480}]}' | agent.listen[0].address: cannot be resolved
+      a NUL in a path                          | 'consul: {token-file: "/tmp/a\\0b"}'                     | consul.token-file: is not a valid path
+      """)
+  void refusesWhatItOnceLetThrough(String situation, String yaml, String expected) throws Exception {
+    String text = yaml.replace("\\n", "\n").replace("@token", Files.writeString(dir.resolve("garbage"), "x").toString());
+    ConfigException e = assertThrows(ConfigException.class,
+        () -> ConfigLoader.parse(text, ConfigLoader.Overrides.none(), Map.of()), situation);
+    assertTrue(e.problems().stream().anyMatch(p -> p.startsWith(expected)), situation + ": " + e.problems());
+  }
+
+  @Test
+  void refusesBothServicePortsZeroOneMessageEach() {
+    ConfigException e = assertThrows(ConfigException.class, () -> ConfigLoader.parse(
+        "services: {primary: {port: 0}, replica: {port: 0}}", ConfigLoader.Overrides.none(), Map.of()));
+    assertEquals(List.of("services.primary.port: must be a port in 1..65535 (got 0)",
+        "services.replica.port: must be a port in 1..65535 (got 0)"), e.problems());
+  }
+
+  @Test
+  void readsSchemesInAnyCaseAndUsesTlsFilesWithAnUppercaseHttps() throws Exception {
+    Config c = ConfigLoader.parse("patroni: {url: 'HTTPS://127.0.0.1:8008', cert-file: " + tls("client.pem")
+        + ", key-file: " + tls("client-key.pem") + "}", ConfigLoader.Overrides.none(), Map.of());
+    assertEquals(URI.create("https://127.0.0.1:8008"), c.patroni().url());
+    ConfigException e = assertThrows(ConfigException.class, () -> ConfigLoader.parse("patroni: {url: "
+        + "'HTTP://127.0.0.1:8008', cert-file: " + tls("client.pem") + ", key-file: " + tls("client-key.pem") + "}",
+        ConfigLoader.Overrides.none(), Map.of()));
+    assertTrue(e.problems().get(0).startsWith("patroni.url: TLS files are set, so the URL must be https://"),
+        e.problems().toString());
+  }
+
+  @Test
+  void readsLeaderKeyWordsInAnyCase() throws Exception {
+    assertEquals(Config.LeaderKey.AUTO, ConfigLoader.parse("patroni: {leader-key: 'AUTO'}",
+        ConfigLoader.Overrides.none(), Map.of()).patroni().leaderKey());
+    assertEquals(Config.LeaderKey.OFF, ConfigLoader.parse("patroni: {leader-key: 'Off'}",
+        ConfigLoader.Overrides.none(), Map.of()).patroni().leaderKey());
+  }
+
+  @Test
+  void readsConsulsEnvironmentAsConsulsCliDoes() throws Exception {
+    // CONSUL_HTTP_SSL is Go's strconv.ParseBool; CONSUL_HTTP_TOKEN_FILE wins over CONSUL_HTTP_TOKEN; empty is unset.
+    Path token = Files.writeString(dir.resolve("token"), "from-file\n");
+    Config c = ConfigLoader.parse("", ConfigLoader.Overrides.none(), Map.of("CONSUL_HTTP_ADDR", "127.0.0.9:8501",
+        "CONSUL_HTTP_SSL", "1", "CONSUL_HTTP_TOKEN", "from-env", "CONSUL_HTTP_TOKEN_FILE", token.toString(),
+        "CONSUL_CACERT", ""));
+    assertEquals(URI.create("https://127.0.0.9:8501"), c.consul().address());
+    assertEquals("from-file", c.consul().token().orElseThrow().value());
+    assertEquals(Optional.empty(), c.consul().caFile());
+    assertEquals(URI.create("http://127.0.0.1:8500"), ConfigLoader.parse("", ConfigLoader.Overrides.none(),
+        Map.of("CONSUL_HTTP_ADDR", "", "CONSUL_HTTP_SSL", "")).consul().address(), "empty variables are unset");
+    ConfigException e = assertThrows(ConfigException.class, () -> ConfigLoader.parse("",
+        ConfigLoader.Overrides.none(), Map.of("CONSUL_HTTP_ADDR", "127.0.0.9:8501", "CONSUL_HTTP_SSL", "yes")));
+    assertTrue(e.problems().get(0).startsWith("CONSUL_HTTP_SSL: must be a boolean"), e.problems().toString());
+  }
+
+  @Test
+  void listsEveryNewProblemAtOnce() {
+    ConfigException e = assertThrows(ConfigException.class, () -> ConfigLoader.parse("""
+        node: 'a b'
+        patroni: {url: 'http://127.0.0.1:70000', leader-key: 'service/{scope}/x'}
+        consul: {address: 'http://127.0.0.1:8500/x'}
+        poll: {interval: 1h}
+        services: {primary: {port: 0}}
+        """, ConfigLoader.Overrides.none(), Map.of()));
+    assertEquals(List.of("node:", "patroni.url:", "patroni.leader-key:", "consul.address:", "services.primary.port:",
+        "poll.interval:"), e.problems().stream().map(p -> p.substring(0, p.indexOf(':') + 1)).toList());
+  }
+
+  static Path tls(String file) {
+    return Path.of(System.getProperty("user.dir"), "src/test/resources/tls", file);
   }
 }

@@ -673,14 +673,14 @@ class HaproxyConfigsIT {
   }
 
   static Verdict passing(String reason) {
-    return new Verdict(Status.PASSING, false, reason);
+    return Verdict.passing(reason);
   }
 
   static Verdict critical(String reason) {
-    return new Verdict(Status.CRITICAL, false, reason);
+    return Verdict.critical(reason);
   }
 
   static Verdict wrongRole(String reason) {
-    return new Verdict(Status.CRITICAL, true, reason);
+    return Verdict.wrongRole(reason);
   }
 }

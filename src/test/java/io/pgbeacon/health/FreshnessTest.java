@@ -18,7 +18,7 @@ class FreshnessTest {
     assertEquals(Duration.ofMillis(3500), Freshness.of(ConfigLoader.parse("", ConfigLoader.Overrides.none(),
         Map.of())).limit());
     assertEquals(Duration.ofMillis(2000 + 2 * 4000 + 1000), Freshness.of(ConfigLoader.parse(
-        "poll: {interval: 2s}\npatroni: {timeout: 1s}\npgbouncer: {timeout: 4s}\n", ConfigLoader.Overrides.none(),
+        "poll: {interval: 2s}\npatroni: {timeout: 1s}\npgbouncer: {timeout: 4s}\nconsul: {ttl: 20s}\n", ConfigLoader.Overrides.none(),
         Map.of())).limit());
   }
 

@@ -34,18 +34,18 @@ class HealthEvaluatorTest {
   private static final PgBouncerStatus BOUNCER_DOWN = PgBouncerStatus.failed("Connection refused");
 
   /**
-   * Expected outcome of one view: status, and whether it is one of the two kinds of critical of an otherwise
+   * Expected outcome of one view: passing, warning, failing, or one of the two kinds of critical of an otherwise
    * healthy node: the wrong role (parked), or a replica past max-lag (drained).
    */
-  record Expect(Status status, boolean wrongRole, boolean pastMaxLag) {
-    static final Expect PASS = new Expect(PASSING, false, false);
-    static final Expect WARN = new Expect(WARNING, false, false);
-    static final Expect FAIL = new Expect(CRITICAL, false, false);
-    static final Expect PARK = new Expect(CRITICAL, true, false);
-    static final Expect BEHIND = new Expect(CRITICAL, false, true);
+  record Expect(Verdict.Kind kind) {
+    static final Expect PASS = new Expect(Verdict.Kind.PASSING);
+    static final Expect WARN = new Expect(Verdict.Kind.WARNING);
+    static final Expect FAIL = new Expect(Verdict.Kind.FAILING);
+    static final Expect PARK = new Expect(Verdict.Kind.WRONG_ROLE);
+    static final Expect BEHIND = new Expect(Verdict.Kind.PAST_MAX_LAG);
 
     static Expect of(Verdict v) {
-      return new Expect(v.status(), v.wrongRole(), v.pastMaxLag());
+      return new Expect(v.kind());
     }
   }
 

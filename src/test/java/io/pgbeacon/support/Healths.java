@@ -3,6 +3,7 @@ package io.pgbeacon.support;
 import io.pgbeacon.health.NodeHealth;
 import io.pgbeacon.health.Status;
 import io.pgbeacon.health.Verdict;
+import io.pgbeacon.patroni.ReportedRole;
 import java.util.Optional;
 import java.util.OptionalLong;
 
@@ -15,7 +16,7 @@ public final class Healths {
 
   private Optional<String> node;
   private Optional<String> scope = Optional.of("demo");
-  private String role;
+  private Optional<ReportedRole> role;
   private OptionalLong timeline = OptionalLong.of(3);
   private OptionalLong lag = OptionalLong.empty();
   private boolean sync;
@@ -27,7 +28,7 @@ public final class Healths {
 
   private Healths(String node, String role, Verdict primary, Verdict replica) {
     this.node = Optional.of(node);
-    this.role = role;
+    this.role = Optional.of(ReportedRole.of(role));
     this.primary = primary;
     this.replica = replica;
   }
@@ -52,8 +53,9 @@ public final class Healths {
     return this;
   }
 
+  /** Patroni's word for the role ({@code master}, {@code primary}, {@code replica}, …). */
   public Healths role(String role) {
-    this.role = role;
+    this.role = Optional.of(ReportedRole.of(role));
     return this;
   }
 
@@ -103,22 +105,22 @@ public final class Healths {
   }
 
   public static Verdict pass(String reason) {
-    return new Verdict(Status.PASSING, false, reason);
+    return Verdict.passing(reason);
   }
 
   public static Verdict warn(String reason) {
-    return new Verdict(Status.WARNING, false, reason);
+    return Verdict.warning(reason);
   }
 
   public static Verdict fail(String reason) {
-    return new Verdict(Status.CRITICAL, false, reason);
+    return Verdict.critical(reason);
   }
 
   public static Verdict park(String reason) {
-    return new Verdict(Status.CRITICAL, true, reason);
+    return Verdict.wrongRole(reason);
   }
 
   public static Verdict behind(String reason) {
-    return new Verdict(Status.CRITICAL, false, true, reason);
+    return Verdict.pastMaxLag(reason);
   }
 }

@@ -12,12 +12,21 @@ import java.util.function.Supplier;
  * The first duty, watched from outside while a scenario runs: every ~20 ms it reads Patroni's leader key, then what
  * each consumer advertises as the primary (Consul's passing {@code patroni-primary}, the UP servers of each HAProxy
  * write backend), then the leader key again. A consumer may advertise at most one node, and only one the key named
- * in one of the two reads around it. Per consumer it keeps the worst it saw and the longest window with no primary.
+ * in one of the two reads around it — or, for a consumer that polls Consul (DNS), in a read no older than its
+ * polling {@code lag}: it cannot show Consul's change before its next poll. Per consumer it keeps the worst it saw
+ * and the longest window with no primary.
  */
 public final class SafetySampler {
 
-  /** One consumer: its name and the nodes it advertises as primary right now. */
-  public record Source(String name, Supplier<List<String>> primaries) {}
+  /**
+   * One consumer: its name, the nodes it advertises as primary right now, and how far behind Consul it may be by
+   * design (zero for Consul itself and for what pgbeacon's agents drive; a DNS poller's resolution interval).
+   */
+  public record Source(String name, Supplier<List<String>> primaries, java.time.Duration lag) {
+    public Source(String name, Supplier<List<String>> primaries) {
+      this(name, primaries, java.time.Duration.ZERO);
+    }
+  }
 
   /** What one consumer showed. */
   public record Result(String source, int samples, int maxPrimaries, int notLeader, long longestNoneMillis,
@@ -40,6 +49,8 @@ public final class SafetySampler {
   }
 
   private final Supplier<String> leaderKey;
+  /** Recent reads of the leader key: (System.nanoTime(), holder), oldest first; a few seconds' worth. */
+  private final java.util.ArrayDeque<Map.Entry<Long, String>> keyReads = new java.util.ArrayDeque<>();
   private final List<Source> sources;
   private final Map<String, Tally> tallies = new LinkedHashMap<>();
   private final AtomicBoolean running = new AtomicBoolean(true);
@@ -65,16 +76,38 @@ public final class SafetySampler {
     while (running.get()) {
       for (Source source : sources) {
         try {
-          String before = leaderKey.get();
+          long from = System.nanoTime() - source.lag().toNanos();
+          String before = readKey();
           List<String> primaries = source.primaries().get();
-          String after = leaderKey.get();
-          record(source.name(), primaries, Set.copyOf(List.of(before, after)));
+          String after = readKey();
+          record(source.name(), primaries, namedSince(from, before, after));
         } catch (RuntimeException e) {
           // a failed read is not an observation
         }
       }
       Await.pause(java.time.Duration.ofMillis(20));
     }
+  }
+
+  private String readKey() {
+    String holder = leaderKey.get();
+    long now = System.nanoTime();
+    synchronized (keyReads) {
+      keyReads.addLast(Map.entry(now, holder));
+      while (!keyReads.isEmpty() && now - keyReads.peekFirst().getKey() > 10_000_000_000L) {
+        keyReads.removeFirst();
+      }
+    }
+    return holder;
+  }
+
+  /** Every holder the key named in a read since {@code from}, and in the two reads around the sample. */
+  private Set<String> namedSince(long from, String before, String after) {
+    Set<String> named = new java.util.HashSet<>(List.of(before, after));
+    synchronized (keyReads) {
+      keyReads.stream().filter(r -> r.getKey() - from >= 0).forEach(r -> named.add(r.getValue()));
+    }
+    return named;
   }
 
   private synchronized void record(String source, List<String> primaries, Set<String> leaders) {

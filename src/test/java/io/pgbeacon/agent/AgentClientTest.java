@@ -1,4 +1,4 @@
-package io.pgbeacon;
+package io.pgbeacon.agent;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
@@ -9,7 +9,7 @@ import java.util.List;
 import java.util.Optional;
 import org.junit.jupiter.api.Test;
 
-class OneShotCheckTest {
+class AgentClientTest {
 
   private static final Listener PRIMARY = new Listener("0.0.0.0", 5555, Optional.of(View.PRIMARY));
   private static final Listener REPLICA = new Listener("10.0.0.1", 5556, Optional.of(View.REPLICA));
@@ -17,16 +17,16 @@ class OneShotCheckTest {
 
   @Test
   void asksTheListenerOfTheViewFirstThenOneWhereAgentSendChooses() {
-    assertEquals(Optional.of(REPLICA), OneShotCheck.listenerFor(List.of(PRIMARY, ANY, REPLICA), View.REPLICA));
-    assertEquals(Optional.of(ANY), OneShotCheck.listenerFor(List.of(PRIMARY, ANY), View.REPLICA));
-    assertEquals(Optional.empty(), OneShotCheck.listenerFor(List.of(PRIMARY), View.REPLICA));
-    assertEquals(Optional.empty(), OneShotCheck.listenerFor(List.<Config.Listener>of(), View.PRIMARY));
+    assertEquals(Optional.of(REPLICA), AgentClient.listenerFor(List.of(PRIMARY, ANY, REPLICA), View.REPLICA));
+    assertEquals(Optional.of(ANY), AgentClient.listenerFor(List.of(PRIMARY, ANY), View.REPLICA));
+    assertEquals(Optional.empty(), AgentClient.listenerFor(List.of(PRIMARY), View.REPLICA));
+    assertEquals(Optional.empty(), AgentClient.listenerFor(List.<Config.Listener>of(), View.PRIMARY));
   }
 
   @Test
   void reachesAWildcardListenerOnLoopback() {
-    assertEquals("127.0.0.1", OneShotCheck.connectHost("0.0.0.0"));
-    assertEquals("::1", OneShotCheck.connectHost("::"));
-    assertEquals("10.0.0.1", OneShotCheck.connectHost("10.0.0.1"));
+    assertEquals("127.0.0.1", AgentClient.connectHost("0.0.0.0"));
+    assertEquals("::1", AgentClient.connectHost("::"));
+    assertEquals("10.0.0.1", AgentClient.connectHost("10.0.0.1"));
   }
 }
