@@ -12,6 +12,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -38,8 +39,27 @@ public final class Main implements Callable<Integer> {
     System.exit(execute(args));
   }
 
+  /** The environment the config is read with: the process's, or a test's. */
+  private final Map<String, String> env;
+
+  Main() {
+    this(System.getenv());
+  }
+
+  Main(Map<String, String> env) {
+    this.env = Map.copyOf(env);
+  }
+
   static int execute(String... args) {
     return execute(new CommandLine(new Main()), args);
+  }
+
+  /** As {@link #execute(PrintWriter, PrintWriter, String...)}, reading the config with {@code env}. */
+  static int execute(Map<String, String> env, PrintWriter out, PrintWriter err, String... args) {
+    CommandLine cli = new CommandLine(new Main(env));
+    cli.setOut(out);
+    cli.setErr(err);
+    return execute(cli, args);
   }
 
   /** As {@link #execute(String...)}, printing to {@code out} and {@code err} instead of stdout and stderr. */
@@ -79,6 +99,9 @@ public final class Main implements Callable<Integer> {
 
   /** Options shared by the subcommands that read the config. */
   static class ConfigOptions {
+    @CommandLine.Spec(CommandLine.Spec.Target.MIXEE)
+    CommandLine.Model.CommandSpec mixee;
+
     @Option(names = {"-c", "--config"}, required = true, paramLabel = "FILE", description = "the YAML config file")
     Path file;
 
@@ -92,7 +115,8 @@ public final class Main implements Callable<Integer> {
     /** The config, or null after printing every problem to {@code err}. */
     Config load(PrintWriter err) {
       try {
-        return ConfigLoader.load(file, new ConfigLoader.Overrides(node, consulAddress));
+        return ConfigLoader.load(file, new ConfigLoader.Overrides(node, consulAddress),
+            ((Main) mixee.root().userObject()).env);
       } catch (ConfigException e) {
         printProblems(err, e.problems());
         return null;

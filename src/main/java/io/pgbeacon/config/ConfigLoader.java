@@ -514,7 +514,12 @@ public final class ConfigLoader {
       }
       return file;
     } catch (IOException | CertificateException e) {
-      problem(key, path, "is not a PEM certificate (" + e.getMessage() + ")");
+      Throwable cause = e;
+      while (cause.getCause() != null) {
+        cause = cause.getCause();
+      }
+      problem(key, path, "is not a PEM certificate ("
+          + (cause.getMessage() == null ? "unreadable" : cause.getMessage()) + ")");
       return Optional.empty();
     }
   }

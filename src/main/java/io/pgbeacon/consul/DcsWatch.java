@@ -68,6 +68,8 @@ public final class DcsWatch {
   private long scheduledTimer = -1;
   private boolean stopped;
   private boolean scopeSeen;
+  private boolean warnedAbsent;
+  private String leaderKeyName = "";
 
   /** @param self this node's Patroni name as far as it is known now */
   public DcsWatch(Vertx vertx, ConsulAgent agent, Config.LeaderKey config, TimeSource time,
@@ -99,6 +101,7 @@ public final class DcsWatch {
     if (key.isEmpty()) {
       return false;
     }
+    leaderKeyName = key.get();
     leaderFailures = new FailureRun(log, "DCS watch of " + key.get(), time);
     leaderWatch = new KeyWatch(vertx, agent, key.get(), WAIT, new KeyWatch.Reader() {
       @Override
@@ -150,7 +153,14 @@ public final class DcsWatch {
       answered(true);
       return;
     }
-    leaderKeySeen = true;
+    if (holder.isEmpty() && !leaderKeySeen && !warnedAbsent) {
+      // An explicit key that is not there denies the primary on every node: most likely a wrong namespace or scope.
+      warnedAbsent = true;
+      log.warn("[{}] the leader key {} does not exist in this Consul: no node passes as primary while it is absent;"
+          + " check patroni.leader-key against Patroni's namespace and scope", self.get().orElse("?"),
+          leaderKeyName);
+    }
+    leaderKeySeen |= holder.isPresent();
     leader = leader.heldBy(holder, time.nanos());
     if (changed) {
       log.info("[{}] leader key now names {}", self.get().orElse("?"), holder.orElse("no one"));

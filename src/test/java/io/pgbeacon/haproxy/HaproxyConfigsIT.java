@@ -188,21 +188,17 @@ class HaproxyConfigsIT {
     awaitStates(haproxy, "pg_write", writeHealthy);
     awaitStates(haproxy, "pg_read", readHealthy);
 
-    for (Death death : Death.values()) {
-      // The primary's pgbeacon and a replica's die together.
-      long since = System.nanoTime();
-      nodes.kill(death, 1, 2);
-      awaitTakenOut(cfg, haproxy, death, since, "pg_write/pg1", "pg_read/pg2");
+    // The primary's pgbeacon and a replica's die together.
+    eachDeath(nodes, cfg, haproxy, new int[] {1, 2}, List.of("pg_write/pg1", "pg_read/pg2"), () -> {
       assertStates(haproxy, "pg_write", Map.of("pg2", "MAINT", "pg3", "MAINT")); // parked: not checked, no alarm
       assertStates(haproxy, "pg_read", Map.of("pg1", "MAINT", "pg3", "UP"));
       awaitRoute(write, "");
       awaitRoute(read, "pgbouncer pg3");
-
-      nodes.revive(1, 2);
+    }, () -> {
       awaitStates(haproxy, "pg_write", writeHealthy);
       awaitStates(haproxy, "pg_read", readHealthy);
       awaitRoute(write, "pgbouncer pg1");
-    }
+    });
 
     // The case that made this check necessary: pg1's pgbeacon dies, then pg2 is promoted.
     long since = System.nanoTime();
@@ -276,10 +272,7 @@ class HaproxyConfigsIT {
     awaitStates(haproxy, "pg_write_direct", Map.of("pg1", "UP", "pg2", "DOWN", "pg3", "DOWN"));
     awaitRoute(write, "pgbouncer pg1");
 
-    for (Death death : Death.values()) {
-      long since = System.nanoTime();
-      nodes.kill(death, 1);
-      awaitTakenOut(cfg, haproxy, death, since, "pg_write_pgbouncer/pg1");
+    eachDeath(nodes, cfg, haproxy, new int[] {1}, List.of("pg_write_pgbouncer/pg1"), () -> {
       assertStates(haproxy, "pg_write_pgbouncer", Map.of("pg2", "MAINT", "pg3", "MAINT"));
       assertStates(haproxy, "pgbouncer_alive", Map.of("pg1", "UP", "pg2", "UP", "pg3", "UP"));
       assertStates(haproxy, "pg_write_direct", Map.of("pg1", "UP"));
@@ -290,11 +283,10 @@ class HaproxyConfigsIT {
       awaitRoute(write, "postgres pg1");
       nodes.pgbouncer(1).start();
       awaitRoute(write, "");
-
-      nodes.revive(1);
+    }, () -> {
       awaitStates(haproxy, "pg_write_pgbouncer", healthy);
       awaitRoute(write, "pgbouncer pg1");
-    }
+    });
   }
 
   /** Reads: weights from the replica view's N%, the primary (primary view) as backup when no replica is left. */
@@ -347,16 +339,10 @@ class HaproxyConfigsIT {
         "pg2_primary", "MAINT", "pg3_primary", "MAINT");
     awaitStates(haproxy, "pg_read", healthy);
 
-    for (Death death : Death.values()) {
-      long since = System.nanoTime();
-      nodes.kill(death, 1, 2);
-      awaitTakenOut(cfg, haproxy, death, since, "pg_read/pg2", "pg_read/pg1_primary");
+    eachDeath(nodes, cfg, haproxy, new int[] {1, 2}, List.of("pg_read/pg2", "pg_read/pg1_primary"), () -> {
       assertStates(haproxy, "pg_read", Map.of("pg1", "MAINT", "pg2_primary", "MAINT", "pg3", "UP"));
       awaitRoute(read, "pgbouncer pg3");
-
-      nodes.revive(1, 2);
-      awaitStates(haproxy, "pg_read", healthy);
-    }
+    }, () -> awaitStates(haproxy, "pg_read", healthy));
   }
 
   /** Scenario A, the baseline: Patroni's /primary and /replica decide; the wrong role is DOWN, not parked. */
@@ -615,6 +601,27 @@ class HaproxyConfigsIT {
    * Waits until each server ({@code backend/server}) is DOWN because the regular check's pgbeacon step failed the
    * way {@code death} makes it fail, each within death's bound (plus slack) from {@code since}; prints the times.
    */
+  /** A step of a test, which may throw. */
+  interface Step {
+    void run() throws Exception;
+  }
+
+  /**
+   * For each way a pgbeacon dies (killed, hung): on nodes {@code victims}; {@code servers} must be taken out within
+   * the regular check's bound, {@code whileDead} checked meanwhile; then they come back and {@code healthyAgain}.
+   */
+  static void eachDeath(Nodes nodes, HaproxyConfig cfg, Haproxy haproxy, int[] victims, List<String> servers,
+      Step whileDead, Step healthyAgain) throws Exception {
+    for (Death death : Death.values()) {
+      long since = System.nanoTime();
+      nodes.kill(death, victims);
+      awaitTakenOut(cfg, haproxy, death, since, servers.toArray(String[]::new));
+      whileDead.run();
+      nodes.revive(victims);
+      healthyAgain.run();
+    }
+  }
+
   static void awaitTakenOut(HaproxyConfig cfg, Haproxy haproxy, Death death, long since, String... servers) {
     Map<String, Haproxy.StatRow> down = new TreeMap<>();
     Map<String, Duration> took = new TreeMap<>();
