@@ -121,6 +121,16 @@ public record Config(
     public Duration refreshInterval() {
       return ttl.dividedBy(3);
     }
+
+    /**
+     * The TTL of pgbeacon's liveness check: its only job is to keep a running pgbeacon's services from being
+     * reaped and to let a gone one's go, so it may live longer than the verdict's — half of
+     * {@code deregister-critical-after}, at least the TTL — and is refreshed a third as often.
+     */
+    public Duration aliveTtl() {
+      Duration half = deregisterCriticalAfter.dividedBy(2);
+      return half.compareTo(ttl) > 0 ? half : ttl;
+    }
   }
 
   /** The advertised services; {@code address} empty means "Patroni's PostgreSQL host". */

@@ -26,8 +26,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Keeps the two Consul services true to the latest verdict: register → push on change → refresh every TTL/3 →
- * re-register when the agent forgot us → critical (or deregister) on stop, confirmed.
+ * Keeps the two Consul services true to the latest verdict: register → push on change → refresh every TTL/3 (the
+ * liveness checks every third of their longer TTL) → re-register when the agent forgot us → critical (or
+ * deregister) on stop, confirmed.
  *
  * <p>What Consul holds is known only from calls it answered. After any failed call it is unknown, and the next
  * call pushes every check of both services again. Calls are made one at a time, each after the previous one was
@@ -72,12 +73,14 @@ public final class ConsulRegistrar {
   private NodeHealth latest;
   private boolean dirty;
   private boolean refreshDue;
+  private boolean aliveDue;
   private boolean busy;
   private boolean late;
   private boolean stopped;
   /** A call given up on may still be applied: push everything again once Consul answers. */
   private boolean unsettled;
   private long refreshTimer = -1;
+  private long aliveTimer = -1;
   private long retryTimer = -1;
   private long deadlineTimer = -1;
   private long staleTimer = -1;
@@ -107,8 +110,12 @@ public final class ConsulRegistrar {
   }
 
   public void start() {
-    long every = config.consul().refreshInterval().toMillis();
-    refreshTimer = vertx.setPeriodic(every, id -> {
+    refreshTimer = vertx.setPeriodic(config.consul().refreshInterval().toMillis(), id -> {
+      refreshDue = true;
+      pump();
+    });
+    aliveTimer = vertx.setPeriodic(config.consul().aliveTtl().dividedBy(3).toMillis(), id -> {
+      aliveDue = true;
       refreshDue = true;
       pump();
     });
@@ -156,8 +163,10 @@ public final class ConsulRegistrar {
     busy = true;
     late = false;
     boolean refresh = refreshDue;
+    boolean alive = aliveDue;
     dirty = false;
     refreshDue = false;
+    aliveDue = false;
     Map<Config.View, ServiceRegistration> knownShapes = Map.copyOf(registered);
     Map<Config.View, Pushed> knownChecks = Map.copyOf(pushed);
     deadlineTimer = vertx.setTimer(config.consul().timeout().toMillis(), id -> {
@@ -166,7 +175,7 @@ public final class ConsulRegistrar {
       failures.failed("no answer within " + Units.formatDuration(config.consul().timeout())
           + " (waiting for it: calls are applied in order)", "newer verdicts follow once it answers");
     });
-    worker.executeBlocking(() -> sync(wanted.get(), health, knownShapes, knownChecks, refresh), false)
+    worker.executeBlocking(() -> sync(wanted.get(), health, knownShapes, knownChecks, refresh, alive), false)
         .onComplete(ar -> {
           busy = false;
           if (deadlineTimer >= 0) {
@@ -201,6 +210,7 @@ public final class ConsulRegistrar {
         settleTimer = -1;
         pushed.clear();
         refreshDue = true;
+        aliveDue = true;
         pump();
       });
     }
@@ -210,6 +220,7 @@ public final class ConsulRegistrar {
   private void failed(ConsulAgent.ConsulException e) {
     pushed.clear();
     refreshDue = true;
+    aliveDue = true;
     if (e.mayHaveLanded()) {
       unsettled = true;
     }
@@ -222,7 +233,8 @@ public final class ConsulRegistrar {
 
   /** Runs on the worker: brings Consul to the wanted state, and reports what it confirmed. Never throws. */
   private SyncResult sync(List<ServiceRegistration> wanted, NodeHealth health,
-      Map<Config.View, ServiceRegistration> knownShapes, Map<Config.View, Pushed> knownChecks, boolean refresh) {
+      Map<Config.View, ServiceRegistration> knownShapes, Map<Config.View, Pushed> knownChecks, boolean refresh,
+      boolean alive) {
     Map<Config.View, ServiceRegistration> nowRegistered = new EnumMap<>(Config.View.class);
     Map<Config.View, Pushed> nowPushed = new EnumMap<>(Config.View.class);
     int calls = 0;
@@ -242,11 +254,11 @@ public final class ConsulRegistrar {
           calls += register(want, now, shape);
           registering = false;
           nowRegistered.put(view, want);
-        } else if (refresh || !now.equals(was)) {
+        } else if (refresh || alive || !now.equals(was)) {
           try {
             agent.updateCheck(want.checkId(), now.status(), now.output());
             calls++;
-            if (refresh) {
+            if (alive) {
               agent.updateCheck(want.aliveCheckId(), Status.PASSING, aliveOutput());
               calls++;
             }
@@ -302,7 +314,7 @@ public final class ConsulRegistrar {
       return Future.succeededFuture();
     }
     stopped = true;
-    for (long timer : new long[] {refreshTimer, retryTimer, deadlineTimer, staleTimer, settleTimer}) {
+    for (long timer : new long[] {refreshTimer, aliveTimer, retryTimer, deadlineTimer, staleTimer, settleTimer}) {
       if (timer >= 0) {
         vertx.cancelTimer(timer);
       }
@@ -428,7 +440,7 @@ public final class ConsulRegistrar {
       ServiceRegistration r;
       if (!knowsFacts && was != null) {
         r = new ServiceRegistration(was.id(), was.name(), was.tags(), was.address(), was.port(), was.meta(),
-            was.ttl(), was.deregisterCriticalAfter(), status);
+            was.ttl(), was.aliveTtl(), was.deregisterCriticalAfter(), status);
       } else {
         Config.Service service = view == Config.View.PRIMARY
             ? config.services().primary() : config.services().replica().asService();
@@ -440,6 +452,7 @@ public final class ConsulRegistrar {
             service.port(),
             meta(health, node, lagMeta.get(view).advertise(health.lagBytes(), time.nanos())),
             config.consul().ttl(),
+            config.consul().aliveTtl(),
             config.consul().deregisterCriticalAfter(),
             status);
       }

@@ -129,7 +129,7 @@ public final class EcwidConsulAgent implements ConsulAgent {
     ObjectNode alive = checks.addObject();
     alive.put("CheckID", r.aliveCheckId());
     alive.put("Name", "pgbeacon alive");
-    alive.put("TTL", Units.consulDuration(r.ttl()));
+    alive.put("TTL", Units.consulDuration(r.aliveTtl()));
     alive.put("Status", Status.PASSING.consul());
     alive.put("DeregisterCriticalServiceAfter", Units.consulDuration(r.deregisterCriticalAfter()));
     put("register " + r.id(), "/v1/agent/service/register", body.toString());

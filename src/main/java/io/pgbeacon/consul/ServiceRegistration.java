@@ -17,6 +17,7 @@ import java.util.Objects;
  * </ul>
  *
  * @param id unique on the agent: {@code <name>-<node>}, so several nodes can share one agent
+ * @param aliveTtl the liveness check's TTL ({@link io.pgbeacon.config.Config.Consul#aliveTtl()})
  * @param status the verdict check's status at registration, so a re-registration does not flap it to critical
  */
 public record ServiceRegistration(
@@ -27,6 +28,7 @@ public record ServiceRegistration(
     int port,
     Map<String, String> meta,
     Duration ttl,
+    Duration aliveTtl,
     Duration deregisterCriticalAfter,
     Status status) {
 
@@ -52,6 +54,6 @@ public record ServiceRegistration(
   boolean sameShape(ServiceRegistration other) {
     return other != null && id.equals(other.id) && name.equals(other.name) && tags.equals(other.tags)
         && address.equals(other.address) && port == other.port && meta.equals(other.meta) && ttl.equals(other.ttl)
-        && deregisterCriticalAfter.equals(other.deregisterCriticalAfter);
+        && aliveTtl.equals(other.aliveTtl) && deregisterCriticalAfter.equals(other.deregisterCriticalAfter);
   }
 }

@@ -40,7 +40,8 @@ class ConsulRegistrarContainerIT {
   @Test
   void registersAndFollowsTheVerdictOnACurrentConsul() throws Exception {
     String address = CONSUL.getHost() + ":" + CONSUL.getMappedPort(8500);
-    Config config = ConfigLoader.parse("node: tc1\nconsul: {address: http://" + address + ", ttl: 3s}\n",
+    Config config = ConfigLoader.parse("node: tc1\npatroni: {timeout: 500ms}\nconsul: {address: http://" + address
+        + ", ttl: 3s, timeout: 500ms}\n",
         ConfigLoader.Overrides.none(), Map.of());
     Vertx vertx = Vertx.vertx();
     try {

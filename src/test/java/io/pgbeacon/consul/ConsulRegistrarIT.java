@@ -210,7 +210,8 @@ class ConsulRegistrarIT {
       ConsulHttp agent = new ConsulHttp(stalled.address());
       registrar = registrar(config("""
           node: node7
-          consul: {address: http://%s, ttl: 3s}
+          patroni: {timeout: 500ms}
+          consul: {address: http://%s, ttl: 3s, timeout: 500ms}
           services: {address: 127.0.0.1}
           """.formatted(stalled.address())), Freshness.UNBOUNDED);
       publish(health("node7", "primary", Healths.pass("primary, timeline 7"), Healths.park("primary")));
@@ -252,7 +253,8 @@ class ConsulRegistrarIT {
     try (LogCapture log = LogCapture.of(ConsulRegistrar.class)) {
       registrar = registrar(config("""
           node: node11
-          consul: {address: http://%s, ttl: 3s}
+          patroni: {timeout: 500ms}
+          consul: {address: http://%s, ttl: 3s, timeout: 500ms}
           services: {address: 127.0.0.1}
           """.formatted(stalled.address())), Freshness.UNBOUNDED);
       publish(health("node11", "replica", Healths.park("replica"), Healths.pass("replica, lag 0B")));
@@ -298,7 +300,8 @@ class ConsulRegistrarIT {
     try (StandInConsul standIn = StandInConsul.start(); LogCapture log = LogCapture.of(ConsulRegistrar.class)) {
       registrar = registrar(config("""
           node: node9
-          consul: {address: http://%s, ttl: 3s}
+          patroni: {timeout: 500ms}
+          consul: {address: http://%s, ttl: 3s, timeout: 500ms}
           services: {address: 127.0.0.1}
           """.formatted(standIn.address())), Freshness.UNBOUNDED);
       NodeHealth passing = health("node9", "primary", Healths.pass("primary, timeline 7"), Healths.park("primary"));
@@ -448,7 +451,8 @@ class ConsulRegistrarIT {
   private ConsulRegistrar registrar(String node, String onStop) throws Exception {
     return registrar(config("""
         node: %s
-        consul: {address: http://%s, ttl: 3s, token-file: %s, on-stop: %s}
+        patroni: {timeout: 500ms}
+        consul: {address: http://%s, ttl: 3s, timeout: 500ms, token-file: %s, on-stop: %s}
         services: {address: 127.0.0.1}
         """.formatted(node, consul.address(), tokenFile(node), onStop)), Freshness.UNBOUNDED);
   }

@@ -57,8 +57,11 @@ class ClusterIT {
   static void lab() {
     lab = Lab.get();
     consul = new ConsulHttp(lab.consulAddress());
-    psqlWrite("CREATE TABLE IF NOT EXISTS e2e_writes (id bigserial PRIMARY KEY, note text NOT NULL,"
-        + " at timestamptz NOT NULL DEFAULT now())");
+    // Through HAProxy's write port, once it routes: a lab just started may not yet.
+    converged();
+    Await.until("the e2e table created through HAProxy's write port", CONVERGE, () -> psqlWrite(
+        "CREATE TABLE IF NOT EXISTS e2e_writes (id bigserial PRIMARY KEY, note text NOT NULL,"
+        + " at timestamptz NOT NULL DEFAULT now())"), Psql.Result::ok);
   }
 
   @Test
