@@ -545,7 +545,7 @@ public final class LoadBenchmark {
     syns.ifPresent(SynCounter::close);
 
     Table t = new Table("5. Consul outage: " + node + "'s agent stopped (" + node + " a replica): "
-        + human(Duration.ofNanos(until - from)));
+        + human(Duration.ofSeconds(Math.round((until - from) / 1e9))));
     t.notes.add(machine(from, until));
     // A cost that grows while the outage lasts (retries piling up) shows as a last slice above the first.
     long slice = Math.min(Duration.ofMinutes(1).toNanos(), (until - from) / 3);
