@@ -16,7 +16,7 @@
 # scripts/lab.sh) without the lab's pgbeacons, runs both jars on one replica node through counting proxies
 # (ports 17470-17473 and 17480-17483 on the node's address), and stops everything at the end, on failure and on
 # Ctrl-C. Logs and configs stay in /tmp/pgbeacon-bench-load/bench/. tcpdump (if installed) counts the refused
-# Consul connection attempts during the outage. A default run takes about 17 minutes; --steady 20s --outage 1m
+# Consul connection attempts during the outage. A default run takes about 16 minutes; --steady 20s --outage 1m
 # about 5. See LoadBenchmark's Javadoc.
 set -euo pipefail
 
