@@ -558,12 +558,33 @@ public final class LoadBenchmark {
     row(t, "  in the last " + sliceText, b -> attempts(b, until - slice, until));
     row(t, "  attempts in all", b -> syns.map(s -> Long.toString(s.count(b.consul.port(), from, until)))
         .orElse("n/a"));
+    timeline(t, from, until);
     logRows(t, logFrom, logTo, " (stop to start of the agent)");
     patroniRows(t, "Patroni REST requests/s", from, until);
     row(t, "agent back -> first Consul call, s", b -> seconds(firstCall.get(b), back));
     row(t, "agent back -> checks as before (replica passing), s", b -> seconds(restored.get(b), back));
     printWarnings(logFrom, logTo);
     return t;
+  }
+
+  /** The outage minute by minute (10 s steps below 3 minutes), as notes: how a cost develops while it lasts. */
+  private void timeline(Table t, long from, long until) {
+    long step = until - from >= Duration.ofMinutes(3).toNanos() ? Duration.ofMinutes(1).toNanos()
+        : Duration.ofSeconds(10).toNanos();
+    String unit = step == Duration.ofMinutes(1).toNanos() ? "minute" : "10 s";
+    for (Beacon b : beacons) {
+      List<String> cpu = new ArrayList<>();
+      List<String> attempts = new ArrayList<>();
+      for (long start = from; until - start >= step / 2; start += step) {
+        long end = Math.min(until, start + step);
+        cpu.add(cpu(b, start, end));
+        attempts.add(attempts(b, start, end));
+      }
+      t.notes.add(String.format("%s by %s: CPU %% %s", b.label, unit, String.join(" ", cpu)));
+      if (syns.isPresent()) {
+        t.notes.add(String.format("%s by %s: Consul attempts/s %s", b.label, unit, String.join(" ", attempts)));
+      }
+    }
   }
 
   private String attempts(Beacon b, long from, long until) {
