@@ -27,6 +27,10 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  */
 public final class Lab implements BeforeAllCallback {
 
+  /** How the lab runs pgbeacon, followed by the jar: a small heap, as on a database host. */
+  public static final String PGBEACON_JAVA =
+      "java -Xmx96m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:+ExitOnOutOfMemoryError -jar";
+
   private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
   private static final ObjectMapper JSON = new ObjectMapper();
   private static Lab instance;
@@ -43,10 +47,14 @@ public final class Lab implements BeforeAllCallback {
   }
 
   private Lab(String dir, String basePort, String patroni) {
+    this(dir, basePort, patroni, PGBEACON_JAVA + " " + Components.jar());
+  }
+
+  private Lab(String dir, String basePort, String patroni, String pgbeacon) {
     settings.put("LAB_DIR", dir);
     settings.put("LAB_BASE_PORT", basePort);
     settings.put("LAB_PATRONI", patroni);
-    settings.put("LAB_PGBEACON", "java -Xmx96m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:+ExitOnOutOfMemoryError -jar " + Components.jar());
+    settings.put("LAB_PGBEACON", pgbeacon);
   }
 
   /**
@@ -54,7 +62,15 @@ public final class Lab implements BeforeAllCallback {
    * that fails stops whatever it had started before the error propagates.
    */
   public static Lab start(String dir, int basePort, String patroni) {
-    Lab lab = new Lab(dir, Integer.toString(basePort), patroni);
+    return start(new Lab(dir, Integer.toString(basePort), patroni));
+  }
+
+  /** As {@link #start(String, int, String)}, but no node runs a pgbeacon: for benchmarks that run their own. */
+  public static Lab startWithoutPgbeacon(String dir, int basePort, String patroni) {
+    return start(new Lab(dir, Integer.toString(basePort), patroni, ""));
+  }
+
+  private static Lab start(Lab lab) {
     lab.run(Duration.ofMinutes(4), "stop");
     try {
       lab.run(Duration.ofMinutes(4), "start");
