@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real components pgbeacon's tests and demo talk to, idempotently:
 #   Java 17 + Maven (if missing), PostgreSQL 15 server, PgBouncer, HAProxy, Patroni 3.0.2 (Debian) with
-#   python3-consul, python3-venv (for Patroni 4's venv), dig, jq, curl, openssl, procps, tcpdump,
+#   python3-consul, python3-venv (for Patroni 4's venv), dig, jq, curl, openssl, procps, tcpdump, Prometheus 2.42
+#   (and its promtool),
 #   Consul 1.8.7 (Debian bullseye package), and consul-template (built with Go, scripts/install-consul-template.sh).
 #   Patroni 4 (PyPI venv) is scripts/install-patroni4.sh.
 # Run as root on Debian 12 (bookworm). Safe to run again: every step checks first.
@@ -44,6 +45,8 @@ command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 command -v psql >/dev/null 2>&1 || apt_packages+=(postgresql-client-15)
 command -v dig >/dev/null 2>&1 || apt_packages+=(dnsutils)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+# The lab's Prometheus scrapes every pgbeacon; promtool checks /metrics and the shipped alert rules.
+command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
 # scripts/bench-load.sh counts refused Consul connections with it (the benchmark only).
 command -v tcpdump >/dev/null 2>&1 || [ -x /usr/bin/tcpdump ] || apt_packages+=(tcpdump)
 # The build itself: Java 17 and Maven (preinstalled on some images, not on a plain Debian 12).

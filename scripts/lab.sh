@@ -40,7 +40,8 @@
 #   127.0.0.1i  node i (1..N), ports B+10*i +0 PostgreSQL  +1 Patroni REST  +2 PgBouncer
 #               +3 pgbeacon agent (view primary)  +4 pgbeacon agent (view replica)
 #               +5 Consul client HTTP  +6 Consul client DNS  +7 Consul client serf LAN
-#   e.g. node1 = 127.0.0.11: 15410 pg, 15411 rest, 15412 pgbouncer, 15413/15414 agent, 15415 consul
+#               +8 pgbeacon HTTP (/metrics, /status, /health, /primary, /replica)
+#   e.g. node1 = 127.0.0.11: 15410 pg, 15411 rest, 15412 pgbouncer, 15413/15414 agent, 15415 consul, 15418 pgbeacon
 #
 # Layout of $LAB_DIR: lab.conf, pgbeacon.password (mode 600), post_bootstrap.sh,
 #   consul/{consul.hcl,data/,consul.log,consul.pid}   (the server)
@@ -98,6 +99,7 @@ rest_port()          { echo $((LAB_BASE_PORT + 10 * $1 + 1)); }
 pgbouncer_port()     { echo $((LAB_BASE_PORT + 10 * $1 + 2)); }
 agent_primary_port() { echo $((LAB_BASE_PORT + 10 * $1 + 3)); }
 agent_replica_port() { echo $((LAB_BASE_PORT + 10 * $1 + 4)); }
+pgbeacon_http_port() { echo $((LAB_BASE_PORT + 10 * $1 + 8)); }
 node_consul_http_port() { echo $((LAB_BASE_PORT + 10 * $1 + 5)); }
 node_consul_dns_port()  { echo $((LAB_BASE_PORT + 10 * $1 + 6)); }
 node_consul_lan_port()  { echo $((LAB_BASE_PORT + 10 * $1 + 7)); }
@@ -399,6 +401,7 @@ services:
   replica: {name: patroni-replica, port: $(pgbouncer_port "$i"), max-lag: 16MB}
 poll: {interval: 500ms}
 agent: {listen: [{address: $(node_addr "$i"), port: $(agent_primary_port "$i"), view: primary}, {address: $(node_addr "$i"), port: $(agent_replica_port "$i"), view: replica}]}
+http: {address: $(node_addr "$i"), port: $(pgbeacon_http_port "$i")}
 EOF
 }
 
@@ -1008,6 +1011,7 @@ ${p}_REST=$(rest_url "$i")
 ${p}_PGBOUNCER_PORT=$(pgbouncer_port "$i")
 ${p}_AGENT_PRIMARY_PORT=$(agent_primary_port "$i")
 ${p}_AGENT_REPLICA_PORT=$(agent_replica_port "$i")
+${p}_PGBEACON_HTTP=http://$(node_addr "$i"):$(pgbeacon_http_port "$i")
 ${p}_PGBEACON_CONFIG=$(pgbeacon_marker "$i")
 ${p}_PGBEACON_LOG=$(node_dir "$i")/pgbeacon.log
 ${p}_PATRONI_CONFIG=$(patroni_marker "$i")

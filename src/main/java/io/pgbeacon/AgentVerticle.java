@@ -4,6 +4,8 @@ import io.pgbeacon.agent.AgentServer;
 import io.pgbeacon.agent.ReplyBoard;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.config.ConfigException;
+import io.pgbeacon.metrics.Metrics;
+import io.micrometer.core.instrument.Tags;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import java.util.ArrayList;
@@ -17,9 +19,23 @@ final class AgentVerticle extends VerticleBase {
   private final List<AgentServer> servers = new ArrayList<>();
   private final List<Integer> ports = new ArrayList<>();
 
+  private final Metrics metrics;
+  private volatile boolean listening;
+
+  /** Replies not counted: for tests and tools. */
   AgentVerticle(Config.Agent config, ReplyBoard board) {
+    this(config, board, null);
+  }
+
+  AgentVerticle(Config.Agent config, ReplyBoard board, Metrics metrics) {
     this.config = config;
     this.board = board;
+    this.metrics = metrics;
+  }
+
+  /** True once every listener is bound, until they close. */
+  boolean listening() {
+    return listening;
   }
 
   @Override
@@ -27,7 +43,10 @@ final class AgentVerticle extends VerticleBase {
     List<Future<Integer>> started = new ArrayList<>();
     for (int i = 0; i < config.listen().size(); i++) {
       Config.Listener listener = config.listen().get(i);
-      AgentServer server = new AgentServer(vertx, listener, config, board::replies);
+      Metrics.CounterSet counted = metrics == null ? null : metrics.counters("pgbeacon.agent.replies",
+          "agent checks answered, by listener and by the reply's first word",
+          Tags.of("listener", listener.address() + ":" + listener.port()), "reply", AgentServer.WORDS);
+      AgentServer server = new AgentServer(vertx, listener, config, board::replies, counted);
       servers.add(server);
       String key = "agent.listen[" + i + "]";
       // A port taken (since the preflight tried it) is a config problem: exit 2, naming the key, not 1.
@@ -45,6 +64,7 @@ final class AgentVerticle extends VerticleBase {
         return Future.failedFuture(new ConfigException(problems));
       }
       started.forEach(f -> ports.add(f.result()));
+      listening = true;
       return Future.succeededFuture();
     });
   }
@@ -56,6 +76,7 @@ final class AgentVerticle extends VerticleBase {
 
   @Override
   public Future<?> stop() {
+    listening = false;
     return Future.join(servers.stream().map(AgentServer::stop).toList());
   }
 }

@@ -11,6 +11,7 @@ import io.pgbeacon.health.NodeHealth;
 import io.pgbeacon.health.Observations;
 import io.pgbeacon.health.PrimaryGate;
 import io.pgbeacon.health.TimeSource;
+import io.pgbeacon.metrics.Metrics;
 import io.pgbeacon.patroni.PatroniClient;
 import io.pgbeacon.patroni.PatroniReading;
 import io.pgbeacon.patroni.PollCadence;
@@ -18,6 +19,9 @@ import io.pgbeacon.pgbouncer.PgBouncerProbe;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -45,38 +49,42 @@ final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
   private final TimeSource time;
   private final Observations seen;
   private final VerdictLog verdicts;
+  private final Metrics metrics;
 
   private PatroniClient patroni;
   private PgBouncerProbe pgbouncer;
-  private ConsulRegistrar registrar;
-  private DcsWatch dcs;
+  // Volatile: set at start on this loop, read by the HTTP endpoints' loop (the getters below).
+  private volatile ConsulRegistrar registrar;
+  private volatile DcsWatch dcs;
   private PrimaryGate gate;
   private PollCadence cadence;
   private long timer = -1;
   private long probeTimer = -1;
   private boolean stopping;
 
-  MonitorVerticle(Config config, ReplyBoard board, ConsulAgent consul, String version, TimeSource time) {
+  MonitorVerticle(Config config, ReplyBoard board, ConsulAgent consul, String version, TimeSource time,
+      Metrics metrics) {
     this.config = config;
     this.board = board;
     this.consul = consul;
     this.version = version;
     this.time = time;
+    this.metrics = metrics;
     this.seen = new Observations(HealthPolicy.of(config), config.pgbouncer().isPresent(), time);
-    this.verdicts = new VerdictLog(config.patroni().url());
+    this.verdicts = new VerdictLog(config.patroni().url(), metrics, time);
   }
 
   @Override
   public Future<?> start() {
-    patroni = new PatroniClient(vertx, config.patroni());
-    registrar = new ConsulRegistrar(vertx, consul, config, version, Freshness.of(config), time);
+    patroni = new PatroniClient(vertx, config.patroni(), metrics);
+    registrar = new ConsulRegistrar(vertx, consul, config, version, Freshness.of(config), time, metrics);
     gate = new PrimaryGate(config.consul().timeout(), time);
     cadence = new PollCadence(config.pollInterval(), time);
-    dcs = new DcsWatch(vertx, consul, config.patroni().leaderKey(), time, seen::self, this);
+    dcs = new DcsWatch(vertx, consul, config.patroni().leaderKey(), time, seen::self, this, metrics);
     registrar.start();
     registrar.publish(board.health());
     config.pgbouncer().ifPresent(c -> {
-      pgbouncer = new PgBouncerProbe(vertx, c);
+      pgbouncer = new PgBouncerProbe(vertx, c, metrics);
       probe();
     });
     tick();
@@ -200,11 +208,37 @@ final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
   }
 
   private void publish(NodeHealth health) {
+    metrics.identify(health.scope(), health.node()); // first: what this verdict counts lands in the labelled registry
     if (verdicts.changed(board.health(), health, seen.reading())) {
       cadence.quicken();
     }
     board.set(health);
     registrar.publish(health);
+  }
+
+  // ---- for /status, from any thread ----
+
+  Map<Config.View, Instant> since() {
+    return verdicts.since();
+  }
+
+  Observations.Latest reads() {
+    return seen.latest();
+  }
+
+  List<DcsWatch.WatchState> watches() {
+    DcsWatch d = dcs;
+    return d == null ? List.of() : d.states();
+  }
+
+  Map<String, ConsulRegistrar.Push> pushes() {
+    ConsulRegistrar r = registrar;
+    return r == null ? Map.of() : r.pushes();
+  }
+
+  Map<String, Instant> registered() {
+    ConsulRegistrar r = registrar;
+    return r == null ? Map.of() : r.registered();
   }
 
   @Override

@@ -4,6 +4,7 @@ import io.pgbeacon.agent.AgentClient;
 import io.pgbeacon.agent.AgentReply;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.health.HealthEvaluator;
+import io.pgbeacon.metrics.Metrics;
 import io.pgbeacon.health.HealthPolicy;
 import io.pgbeacon.health.Status;
 import io.pgbeacon.health.TimeSource;
@@ -71,10 +72,10 @@ final class OneShotCheck {
   private static Outcome direct(Config config, Config.View view, long deadline, Duration timeout) {
     Vertx vertx = Vertx.vertx(new VertxOptions().setEventLoopPoolSize(1).setWorkerPoolSize(1)
         .setInternalBlockingPoolSize(1));
-    PatroniClient patroni = new PatroniClient(vertx, config.patroni());
+    PatroniClient patroni = new PatroniClient(vertx, config.patroni(), Metrics.none());
     try {
       Future<PatroniReading> reading = patroni.read();
-      Future<PgBouncerStatus> bouncer = config.pgbouncer().map(c -> new PgBouncerProbe(vertx, c).probe())
+      Future<PgBouncerStatus> bouncer = config.pgbouncer().map(c -> new PgBouncerProbe(vertx, c, Metrics.none()).probe())
           .orElse(Future.succeededFuture(PgBouncerStatus.NOT_CONFIGURED));
       long millis = Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime()));
       Future.join(reading, bouncer).toCompletionStage().toCompletableFuture().get(millis, TimeUnit.MILLISECONDS);

@@ -4,18 +4,25 @@ import io.pgbeacon.agent.ReplyBoard;
 import io.pgbeacon.agent.ReplyPolicy;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.consul.ConsulAgent;
+import io.pgbeacon.consul.ConsulRegistrar;
+import io.pgbeacon.consul.DcsWatch;
 import io.pgbeacon.consul.EcwidConsulAgent;
 import io.pgbeacon.health.Freshness;
 import io.pgbeacon.health.NodeHealth;
+import io.pgbeacon.health.Observations;
+import io.pgbeacon.http.StatusSource;
+import io.pgbeacon.metrics.Metrics;
 import io.pgbeacon.health.TimeSource;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
 import java.util.EnumSet;
+import java.time.Instant;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.function.Function;
+import java.util.function.BiFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -46,39 +53,57 @@ public final class PgBeacon {
 
   private final Config config;
   private final String version;
-  private final Function<Config.Consul, ConsulAgent> consulAgents;
+  private final BiFunction<Config.Consul, Metrics, ConsulAgent> consulAgents;
   private final Vertx vertx;
   private final ReplyBoard board;
+  private final Metrics metrics;
   private State state = State.NEW;
   private String monitorId;
   private String agentId;
+  private String httpId;
   private AgentVerticle agent;
+  private volatile MonitorVerticle monitor;
+  private HttpVerticle http;
   private CompletableFuture<Void> stopped;
 
   public PgBeacon(Config config, String version) {
     this(config, version, EcwidConsulAgent::new);
   }
 
-  PgBeacon(Config config, String version, Function<Config.Consul, ConsulAgent> consulAgents) {
+  PgBeacon(Config config, String version, BiFunction<Config.Consul, Metrics, ConsulAgent> consulAgents) {
     this.config = config;
     this.version = version;
     this.consulAgents = consulAgents;
     this.vertx = newVertx();
+    Freshness freshness = Freshness.of(config);
     this.board = new ReplyBoard(NodeHealth.starting(config.node(), TimeSource.SYSTEM.nanos()), ReplyPolicy.of(config),
-        Freshness.of(config), TimeSource.SYSTEM);
+        freshness, TimeSource.SYSTEM);
+    this.metrics = new Metrics(version, config.node());
+    VerdictMetrics.register(metrics, board::health, freshness, TimeSource.SYSTEM,
+        config.services().replica().maxLag());
   }
 
   public synchronized Future<Void> start() {
     move(State.STARTING);
-    agent = new AgentVerticle(config.agent(), board);
+    agent = new AgentVerticle(config.agent(), board, metrics);
+    monitor = new MonitorVerticle(config, board, consulAgents.apply(config.consul(), metrics), version,
+        TimeSource.SYSTEM, metrics);
+    // In this order: each gets an event loop of its own (newVertx has three), the agent ports first.
     return deployAgent(vertx, agent)
         .compose(id -> {
           agentId = id;
-          return vertx.deployVerticle(new MonitorVerticle(config, board, consulAgents.apply(config.consul()),
-              version, TimeSource.SYSTEM));
+          return vertx.deployVerticle(monitor);
+        })
+        .compose(id -> {
+          monitorId = id;
+          if (config.http().isEmpty()) {
+            return Future.succeededFuture((String) null);
+          }
+          http = new HttpVerticle(config, status(), metrics, version);
+          return vertx.deployVerticle(http);
         })
         .map(id -> {
-          monitorId = id;
+          httpId = id;
           synchronized (this) {
             if (state == State.STARTING) {
               move(State.RUNNING);
@@ -94,8 +119,53 @@ public final class PgBeacon {
    * server CPU per agent check (scripts/bench-agent.sh).
    */
   static Vertx newVertx() {
-    return Vertx.vertx(new VertxOptions().setEventLoopPoolSize(2).setWorkerPoolSize(4)
+    return Vertx.vertx(new VertxOptions().setEventLoopPoolSize(3).setWorkerPoolSize(4)
         .setPreferNativeTransport(true));
+  }
+
+  /** What the HTTP endpoints show: the board, the monitor's reads and pushes, the agent ports. */
+  private StatusSource status() {
+    return new StatusSource() {
+      @Override
+      public NodeHealth health() {
+        return board.health();
+      }
+
+      @Override
+      public Map<Config.View, Instant> since() {
+        return monitor.since();
+      }
+
+      @Override
+      public Observations.Latest reads() {
+        return monitor.reads();
+      }
+
+      @Override
+      public List<DcsWatch.WatchState> watches() {
+        return monitor.watches();
+      }
+
+      @Override
+      public Map<String, ConsulRegistrar.Push> pushes() {
+        return monitor.pushes();
+      }
+
+      @Override
+      public Map<String, Instant> registered() {
+        return monitor.registered();
+      }
+
+      @Override
+      public boolean listening() {
+        return agent.listening();
+      }
+    };
+  }
+
+  /** The HTTP endpoints' bound port; 0 when off or not started. */
+  public int httpPort() {
+    return http == null ? 0 : http.port();
   }
 
   /** Deploys the agent ports; shared with the in-process agent of the benchmark and the HAProxy tests. */
@@ -125,11 +195,12 @@ public final class PgBeacon {
       return stopped = vertx.close().toCompletionStage().toCompletableFuture();
     }
     move(State.STOPPING);
-    Future<Void> monitor = monitorId == null ? Future.succeededFuture() : vertx.undeploy(monitorId);
+    Future<Void> monitorStopped = monitorId == null ? Future.succeededFuture() : vertx.undeploy(monitorId);
     // HAProxy keeps an agent's last word when the agent goes silent: keep answering "down #pgbeacon stopping"
     // for a moment so that a poller with agent-inter ≤ 1s hears it before the ports close.
-    Future<Void> undeployed = monitor
+    Future<Void> undeployed = monitorStopped
         .compose(v -> vertx.timer(AGENT_LINGER.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS))
+        .eventually(() -> httpId == null ? Future.succeededFuture() : vertx.undeploy(httpId))
         .eventually(() -> agentId == null ? Future.succeededFuture() : vertx.undeploy(agentId))
         .mapEmpty();
     // Close Vert.x from a thread of its own: a completion emitted on a closing event loop would be lost.

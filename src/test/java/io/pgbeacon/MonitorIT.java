@@ -195,7 +195,8 @@ class MonitorIT {
   private PgBeacon start(String patroniYaml, String consulAddress) throws Exception {
     String yaml = patroniYaml
         + "consul: {address: 'http://" + consulAddress + "', ttl: 30s}\n"
-        + "agent: {listen: [{address: 127.0.0.1, port: " + FreePorts.next() + ", view: primary}]}\n";
+        + "agent: {listen: [{address: 127.0.0.1, port: " + FreePorts.next() + ", view: primary}]}\n"
+        + "http: {port: 0}\n";
     PgBeacon b = new PgBeacon(ConfigLoader.parse(yaml, ConfigLoader.Overrides.none(), Map.of()), "test");
     b.start().toCompletionStage().toCompletableFuture().get(20, TimeUnit.SECONDS);
     return b;

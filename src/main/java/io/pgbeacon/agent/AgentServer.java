@@ -2,6 +2,7 @@ package io.pgbeacon.agent;
 
 import io.pgbeacon.config.Config;
 import io.pgbeacon.health.NodeHealth;
+import io.pgbeacon.metrics.Metrics;
 import io.vertx.core.Future;
 import io.vertx.core.Handler;
 import io.vertx.core.Vertx;
@@ -11,7 +12,7 @@ import io.vertx.core.net.NetServerOptions;
 import io.vertx.core.net.NetSocket;
 import java.nio.charset.StandardCharsets;
 import java.util.EnumMap;
-import java.util.Locale;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
@@ -60,22 +61,44 @@ public final class AgentServer {
   private int waiting;
   private long timer = -1;
 
-  /** The precomputed reply of each view for one verdict; shared, read-only. */
+  /** The words a reply begins with, as the metrics count them: the index of {@link #WORDS}. */
+  public static final List<String> WORDS = List.of("up", "drain", "maint", "down", "refused");
+  private static final int REFUSED = 4;
+
+  /** The precomputed reply of each view for one verdict, and its first word; shared, read-only. */
   public static final class Replies {
     private final Map<Config.View, Buffer> byView = new EnumMap<>(Config.View.class);
+    private final int[] words = new int[Config.View.values().length];
 
     public Replies(NodeHealth health, ReplyPolicy policy) {
       for (Config.View view : Config.View.values()) {
-        byView.put(view, Buffer.buffer(AgentReply.bytes(health, view, policy)));
+        String line = AgentReply.line(health, view, policy);
+        byView.put(view, ascii(line));
+        words[view.ordinal()] = line.startsWith("up ready") ? 0 : line.startsWith("up drain") ? 1
+            : line.startsWith("maint") ? 2 : 3;
       }
     }
 
     Buffer of(Config.View view) {
       return byView.get(view);
     }
+
+    int word(Config.View view) {
+      return words[view.ordinal()];
+    }
   }
 
+  private final Metrics.CounterSet counted;
+
+  /** A listener whose replies are not counted: for tools and tests. */
   public AgentServer(Vertx vertx, Config.Listener listener, Config.Agent config, Supplier<Replies> replies) {
+    this(vertx, listener, config, replies, null);
+  }
+
+  /** @param counted the replies counter of this listener, by {@link #WORDS}; null: not counted */
+  public AgentServer(Vertx vertx, Config.Listener listener, Config.Agent config, Supplier<Replies> replies,
+      Metrics.CounterSet counted) {
+    this.counted = counted;
     this.vertx = vertx;
     this.listener = listener;
     this.config = config;
@@ -103,7 +126,11 @@ public final class AgentServer {
 
   private void answerFixed(NetSocket socket) {
     socket.exceptionHandler(e -> socket.close());
-    socket.end(replies.get().of(fixedView));
+    Replies r = replies.get();
+    socket.end(r.of(fixedView));
+    if (counted != null) {
+      counted.increment(r.word(fixedView));
+    }
   }
 
   private void answerRequested(NetSocket socket) {
@@ -128,13 +155,19 @@ public final class AgentServer {
 
   private void answer(NetSocket socket, String line) {
     Optional<Config.View> view = viewNamed(line);
-    socket.end(view.isPresent() ? replies.get().of(view.get())
-        : ascii(AgentReply.refusal("unknown view '" + line.strip() + "'")));
+    Replies r = replies.get();
+    socket.end(view.isPresent() ? r.of(view.get()) : ascii(AgentReply.refusal("unknown view '" + line.strip() + "'")));
+    if (counted != null) {
+      counted.increment(view.isPresent() ? r.word(view.get()) : REFUSED);
+    }
   }
 
   private void refuse(Waiting connection, Buffer reply) {
     leave(connection);
     connection.socket.end(reply);
+    if (counted != null) {
+      counted.increment(REFUSED);
+    }
   }
 
   /** Takes a connection off the waiting list; idempotent. */
@@ -211,13 +244,7 @@ public final class AgentServer {
   }
 
   static Optional<Config.View> viewNamed(String text) {
-    String name = text.strip().toLowerCase(Locale.ROOT);
-    for (Config.View view : Config.View.values()) {
-      if (view.key().equals(name)) {
-        return Optional.of(view);
-      }
-    }
-    return Optional.empty();
+    return Config.View.named(text);
   }
 
   public Future<Void> stop() {

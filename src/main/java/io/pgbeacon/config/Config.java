@@ -14,6 +14,7 @@ import java.util.Optional;
  *
  * @param node this node's Patroni member name; empty means "ask Patroni"
  * @param pgbouncer empty when PgBouncer is not checked at all
+ * @param http empty with {@code http: off}
  */
 public record Config(
     Optional<String> node,
@@ -22,7 +23,8 @@ public record Config(
     Consul consul,
     Services services,
     Duration pollInterval,
-    Agent agent) {
+    Agent agent,
+    Optional<Http> http) {
 
   public Config {
     Objects.requireNonNull(node, "node");
@@ -32,7 +34,11 @@ public record Config(
     Objects.requireNonNull(services, "services");
     Objects.requireNonNull(agent, "agent");
     Objects.requireNonNull(pollInterval, "poll.interval");
+    Objects.requireNonNull(http, "http");
   }
+
+  /** The status, metrics and health endpoints' listener. */
+  public record Http(String address, int port) {}
 
   /** Patroni's REST API; GET is never authenticated, so TLS client certificates are the way to protect it. */
   public record Patroni(
@@ -155,6 +161,17 @@ public record Config(
 
     public String key() {
       return name().toLowerCase(java.util.Locale.ROOT);
+    }
+
+    /** The view named {@code text} (any case, surrounding blanks ignored). */
+    public static Optional<View> named(String text) {
+      String name = text.strip().toLowerCase(java.util.Locale.ROOT);
+      for (View view : values()) {
+        if (view.key().equals(name)) {
+          return Optional.of(view);
+        }
+      }
+      return Optional.empty();
     }
   }
 

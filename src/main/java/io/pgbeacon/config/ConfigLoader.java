@@ -136,7 +136,7 @@ public final class ConfigLoader {
 
   private Config read(JsonNode root, Overrides overrides) {
     Node top = new Node("", root);
-    top.only("node", "patroni", "pgbouncer", "consul", "services", "poll", "agent");
+    top.only("node", "patroni", "pgbouncer", "consul", "services", "poll", "agent", "http");
 
     Optional<String> node = overrides.node().isPresent() ? overrides.node().filter(n -> checkNode("--node", n))
         : top.optText("node").filter(n -> checkNode("node", n));
@@ -148,7 +148,8 @@ public final class ConfigLoader {
     Node poll = top.child("poll");
     poll.only("interval");
     Duration interval = poll.duration("interval", Duration.ofMillis(500), MIN_POLL, MAX_POLL);
-    Agent agent = readAgent(top.child("agent"), services == null ? null : services.replica());
+    Optional<Config.Http> http = readHttp(top);
+    Agent agent = readAgent(top.child("agent"), services == null ? null : services.replica(), http);
 
     if (!problems.isEmpty()) {
       return null;
@@ -157,7 +158,7 @@ public final class ConfigLoader {
     if (!problems.isEmpty()) {
       return null;
     }
-    return new Config(node, patroni, pgbouncer, consul, services, interval, agent);
+    return new Config(node, patroni, pgbouncer, consul, services, interval, agent, http);
   }
 
   private boolean checkNode(String key, String node) {
@@ -358,7 +359,27 @@ public final class ConfigLoader {
         new Replica(replicaName, replicaPort, maxLag, warnLag));
   }
 
-  private Agent readAgent(Node n, Replica replica) {
+  /** {@code http: off} turns the endpoints off; a mapping, or nothing, gives 127.0.0.1:8009 unless it says else. */
+  private Optional<Config.Http> readHttp(Node top) {
+    JsonNode raw = top.value.path("http");
+    if (raw.isBoolean() || (raw.isTextual() && raw.asText().strip().equalsIgnoreCase("off"))) {
+      if (raw.isBoolean() && raw.asBoolean()) {
+        return Optional.of(new Config.Http("127.0.0.1", 8009));
+      }
+      return Optional.empty(); // YAML reads a bare off as false
+    }
+    if (raw.isValueNode() && !raw.isNull()) {
+      problem("http", raw.asText(), "must be off or a mapping {address, port}");
+      return Optional.empty();
+    }
+    Node n = top.child("http");
+    n.only("address", "port");
+    String address = n.text("address", "127.0.0.1");
+    int port = n.has("port") ? n.listenPort("port") : 8009;
+    return Optional.of(new Config.Http(address, port));
+  }
+
+  private Agent readAgent(Node n, Replica replica, Optional<Config.Http> http) {
     n.only("listen", "wrong-role", "past-max-lag", "weight-lag-start", "weight-floor", "maxconn", "read-timeout");
     List<Listener> listeners = new ArrayList<>();
     JsonNode list = n.value.path("listen");
@@ -375,9 +396,19 @@ public final class ConfigLoader {
               ? Optional.ofNullable(l.enumValue("view", View.class, null)) : Optional.empty();
           listeners.add(new Listener(address, port, view));
         }
-        refuseOverlaps(n.key("listen"), listeners);
       }
     }
+    // The HTTP endpoints' listener may not share a socket with an agent port either.
+    List<Listener> all = new ArrayList<>(listeners);
+    List<String> keys = new ArrayList<>();
+    for (int i = 0; i < listeners.size(); i++) {
+      keys.add(n.key("listen") + "[" + i + "]");
+    }
+    http.ifPresent(h -> {
+      all.add(new Listener(h.address(), h.port(), Optional.empty()));
+      keys.add("http");
+    });
+    refuseOverlaps(keys, all);
     WrongRole wrongRole = n.enumValue("wrong-role", WrongRole.class, WrongRole.MAINT);
     PastMaxLag pastMaxLag = n.enumValue("past-max-lag", PastMaxLag.class, PastMaxLag.DRAIN);
     // Weights fall over the warning band by default: a replica near max-lag gets fewer new sessions.
@@ -410,14 +441,14 @@ public final class ConfigLoader {
    * Two listeners on one port of the same address, or of a wildcard address and any other, would share one socket:
    * Vert.x hands the connections to both in turn, so a port would answer two views by turns.
    */
-  private void refuseOverlaps(String key, List<Listener> listeners) {
+  private void refuseOverlaps(List<String> keys, List<Listener> listeners) {
     List<InetAddress> addresses = new ArrayList<>();
     for (int i = 0; i < listeners.size(); i++) {
       Listener l = listeners.get(i);
       try {
         addresses.add(InetAddress.getByName(l.address()));
       } catch (UnknownHostException e) {
-        problem(key + "[" + i + "].address", l.address(), "cannot be resolved to an address to listen on");
+        problem(keys.get(i) + ".address", l.address(), "cannot be resolved to an address to listen on");
         addresses.add(null);
       }
     }
@@ -431,8 +462,8 @@ public final class ConfigLoader {
           continue;
         }
         if (x.isAnyLocalAddress() || y.isAnyLocalAddress() || x.equals(y)) {
-          problem(key + "[" + i + "]", b.address() + ":" + b.port(), "overlaps " + key + "[" + j + "] ("
-              + a.address() + ":" + a.port() + "): one socket would answer both listeners' views by turns");
+          problem(keys.get(i), b.address() + ":" + b.port(), "overlaps " + keys.get(j) + " ("
+              + a.address() + ":" + a.port() + "): one socket would answer both listeners by turns");
         }
       }
     }

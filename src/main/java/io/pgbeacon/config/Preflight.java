@@ -13,6 +13,7 @@ import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -38,6 +39,8 @@ public final class Preflight {
     for (int i = 0; i < listen.size(); i++) {
       bind("agent.listen[" + i + "]", listen.get(i), mode, problems, notes);
     }
+    config.http().ifPresent(h -> bind("http", new Config.Listener(h.address(), h.port(), Optional.empty()), mode,
+        problems, notes));
     return problems;
   }
 
@@ -92,7 +95,7 @@ public final class Preflight {
     }
   }
 
-  /** A pgbeacon agent port answers one line with a {@code #} description. */
+  /** A pgbeacon agent port answers one line with a {@code #} description; its HTTP port, to /health. */
   private static boolean answersLikePgbeacon(Config.Listener listener) {
     String host = switch (listener.address()) {
       case "0.0.0.0", "" -> "127.0.0.1";
@@ -103,11 +106,12 @@ public final class Preflight {
       s.connect(new InetSocketAddress(host, listener.port()), 500);
       s.setSoTimeout(1500);
       if (listener.view().isEmpty()) {
-        s.getOutputStream().write("primary\n".getBytes(StandardCharsets.US_ASCII));
+        // An agent port without a view takes this as agent-send; the HTTP port as a request.
+        s.getOutputStream().write("GET /health HTTP/1.0\r\n\r\nprimary\n".getBytes(StandardCharsets.US_ASCII));
       }
       InputStream in = s.getInputStream();
       String reply = new String(in.readNBytes(512), StandardCharsets.US_ASCII);
-      return reply.contains("#") && reply.contains("\n");
+      return (reply.contains("#") && reply.contains("\n")) || reply.contains("pgbeacon");
     } catch (IOException e) {
       return false;
     }

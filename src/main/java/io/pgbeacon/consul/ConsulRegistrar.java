@@ -1,5 +1,6 @@
 package io.pgbeacon.consul;
 
+import io.micrometer.core.instrument.Tags;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.config.Units;
 import io.pgbeacon.health.Freshness;
@@ -9,6 +10,7 @@ import io.pgbeacon.health.NodeHealth;
 import io.pgbeacon.health.Status;
 import io.pgbeacon.health.TimeSource;
 import io.pgbeacon.health.Verdict;
+import io.pgbeacon.metrics.Metrics;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
@@ -69,6 +71,10 @@ public final class ConsulRegistrar {
   /** The last registration asked for: the shape kept while Patroni is unreachable and the role unknown. */
   private final Map<Config.View, ServiceRegistration> advertised = new EnumMap<>(Config.View.class);
   private final Map<Config.View, LagMeta> lagMeta = new EnumMap<>(Config.View.class);
+  private final Metrics metrics;
+  /** For /status and the metrics: written on the worker, read anywhere. */
+  private final Map<String, Push> pushes = new java.util.concurrent.ConcurrentHashMap<>();
+  private final Map<String, java.time.Instant> registeredAt = new java.util.concurrent.ConcurrentHashMap<>();
 
   private NodeHealth latest;
   private boolean dirty;
@@ -93,7 +99,8 @@ public final class ConsulRegistrar {
       Optional<Config.View> registerFailed, Optional<ConsulAgent.ConsulException> failure, int calls) {}
 
   public ConsulRegistrar(Vertx vertx, ConsulAgent agent, Config config, String version, Freshness freshness,
-      TimeSource time) {
+      TimeSource time, Metrics metrics) {
+    this.metrics = metrics;
     this.vertx = vertx;
     this.agent = agent;
     this.config = config;
@@ -256,10 +263,10 @@ public final class ConsulRegistrar {
           nowRegistered.put(view, want);
         } else if (refresh || alive || !now.equals(was)) {
           try {
-            agent.updateCheck(want.checkId(), now.status(), now.output());
+            push(want.checkId(), now.status(), now.output());
             calls++;
             if (alive) {
-              agent.updateCheck(want.aliveCheckId(), Status.PASSING, aliveOutput());
+              push(want.aliveCheckId(), Status.PASSING, aliveOutput());
               calls++;
             }
           } catch (ConsulAgent.UnknownCheckException e) {
@@ -288,14 +295,50 @@ public final class ConsulRegistrar {
   private int register(ServiceRegistration want, Pushed now, ServiceRegistration before)
       throws ConsulAgent.ConsulException {
     agent.register(want);
-    agent.updateCheck(want.checkId(), now.status(), now.output());
-    agent.updateCheck(want.aliveCheckId(), Status.PASSING, aliveOutput());
+    registeredAt.put(want.id(), time.wall());
+    push(want.checkId(), now.status(), now.output());
+    push(want.aliveCheckId(), Status.PASSING, aliveOutput());
     if (before == null || !before.tags().equals(want.tags()) || !before.name().equals(want.name())) {
       log.info("[{}] registered {} ({}, tags {})", want.id(), want.name(), now.status().consul(), want.tags());
     } else {
       log.debug("[{}] registered again: meta {}", want.id(), want.meta());
     }
     return 3;
+  }
+
+  /**
+   * One check update, remembered for {@code /status} and the push-age metric: when, what, and whether Consul took
+   * it. Runs on the worker.
+   */
+  private void push(String checkId, Status status, String output) throws ConsulAgent.ConsulException {
+    try {
+      agent.updateCheck(checkId, status, output);
+      Push was = pushes.get(checkId);
+      pushes.put(checkId, new Push(time.wall(), status, output, Optional.empty(), Optional.of(time.wall())));
+      if (was == null) {
+        metrics.gauge("pgbeacon.consul.push.age", "how long ago Consul last took an update of the check", "seconds",
+            Tags.of("check", checkId), () -> pushes.get(checkId).lastOk()
+                .map(t -> java.time.Duration.between(t, time.wall()).toMillis() / 1000.0).orElse(Double.NaN));
+      }
+    } catch (ConsulAgent.ConsulException e) {
+      Push was = pushes.get(checkId);
+      pushes.put(checkId, new Push(time.wall(), status, output, Optional.of(e.getMessage()),
+          was == null ? Optional.empty() : was.lastOk()));
+      throw e;
+    }
+  }
+
+  /** The last update of each check: when it was sent, what, the error if Consul did not take it, its last success. */
+  public record Push(java.time.Instant at, Status status, String output, Optional<String> error,
+      Optional<java.time.Instant> lastOk) {}
+
+  /** The last push of every check, and when each service was last registered; any thread. */
+  public Map<String, Push> pushes() {
+    return Map.copyOf(pushes);
+  }
+
+  public Map<String, java.time.Instant> registered() {
+    return Map.copyOf(registeredAt);
   }
 
   private String aliveOutput() {
@@ -371,8 +414,8 @@ public final class ConsulRegistrar {
           if (onStop == Config.OnStop.DEREGISTER) {
             agent.deregister(r.id());
           } else {
-            agent.updateCheck(r.checkId(), Status.CRITICAL, STOPPED);
-            agent.updateCheck(r.aliveCheckId(), Status.CRITICAL, STOPPED);
+            push(r.checkId(), Status.CRITICAL, STOPPED);
+            push(r.aliveCheckId(), Status.CRITICAL, STOPPED);
           }
         }
         if (settled && confirmed(agent.checks(), targets, onStop)) {

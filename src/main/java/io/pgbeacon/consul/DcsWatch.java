@@ -2,13 +2,16 @@ package io.pgbeacon.consul;
 
 import io.pgbeacon.config.Config;
 import io.pgbeacon.health.DcsLeader;
+import io.micrometer.core.instrument.Tags;
 import io.pgbeacon.health.TimeSource;
+import io.pgbeacon.metrics.Metrics;
 import io.pgbeacon.net.FailureRun;
 import io.pgbeacon.patroni.FailoverRequest;
 import io.pgbeacon.patroni.PatroniReading;
 import io.vertx.core.Vertx;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.List;
 import java.util.Optional;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -51,6 +54,24 @@ public final class DcsWatch {
     void watchesAnswered();
   }
 
+  /** One watch as {@code /status} shows it; immutable, read from any thread. */
+  public record WatchState(String key, boolean reading, Optional<String> error, Optional<String> value,
+      Optional<Instant> changedAt, Optional<Instant> readAt) {
+
+    static WatchState idle(String key) {
+      return new WatchState(key, false, Optional.empty(), Optional.empty(), Optional.empty(), Optional.empty());
+    }
+
+    WatchState read(Optional<String> value, boolean changed, Instant now) {
+      return new WatchState(key, true, Optional.empty(), value, changed ? Optional.of(now) : changedAt,
+          Optional.of(now));
+    }
+
+    WatchState failed(String error) {
+      return new WatchState(key, false, Optional.of(error), value, changedAt, readAt);
+    }
+  }
+
   private final Vertx vertx;
   private final ConsulAgent agent;
   private final Config.LeaderKey config;
@@ -66,6 +87,8 @@ public final class DcsWatch {
   private boolean leaderAnswered;
   private boolean failoverAnswered;
   private long scheduledTimer = -1;
+  private volatile WatchState leaderState = WatchState.idle("(not started)");
+  private volatile WatchState failoverState = WatchState.idle("(not started)");
   private boolean stopped;
   private boolean scopeSeen;
   private boolean warnedAbsent;
@@ -73,13 +96,26 @@ public final class DcsWatch {
 
   /** @param self this node's Patroni name as far as it is known now */
   public DcsWatch(Vertx vertx, ConsulAgent agent, Config.LeaderKey config, TimeSource time,
-      Supplier<Optional<String>> self, Listener listener) {
+      Supplier<Optional<String>> self, Listener listener, Metrics metrics) {
     this.vertx = vertx;
     this.agent = agent;
     this.config = config;
     this.time = time;
     this.self = self;
     this.listener = listener;
+    for (String which : List.of("leader", "failover")) {
+      Supplier<WatchState> state = () -> which.equals("leader") ? leaderState : failoverState;
+      metrics.gauge("pgbeacon.dcs.watch.up", "1 while the watch of Patroni's key reads, 0 while it fails or"
+          + " is off", null, Tags.of("key", which), () -> state.get().reading() ? 1 : 0);
+      metrics.gauge("pgbeacon.dcs.watch.last.change.timestamp", "when the watched key last changed (Unix time)",
+          "seconds", Tags.of("key", which),
+          () -> state.get().changedAt().map(t -> t.toEpochMilli() / 1000.0).orElse(Double.NaN));
+    }
+  }
+
+  /** The leader-key watch and the failover-key watch as they are now; any thread. */
+  public List<WatchState> states() {
+    return List.of(leaderState, failoverState);
   }
 
   /**
@@ -102,30 +138,36 @@ public final class DcsWatch {
       return false;
     }
     leaderKeyName = key.get();
+    leaderState = WatchState.idle(key.get());
     leaderFailures = new FailureRun(log, "DCS watch of " + key.get(), time);
     leaderWatch = new KeyWatch(vertx, agent, key.get(), WAIT, new KeyWatch.Reader() {
       @Override
       public void value(Optional<String> value, boolean changed) {
+        leaderState = leaderState.read(value, changed, time.wall());
         onLeaderKey(value, changed);
       }
 
       @Override
       public void failed(String error) {
+        leaderState = leaderState.failed(error);
         onFailure(leaderFailures, error, true);
       }
     });
     Optional<String> failoverKey = config.resolveFailover(scope);
     failoverAnswered = failoverKey.isEmpty();
     failoverKey.ifPresent(k -> {
+      failoverState = WatchState.idle(k);
       failoverFailures = new FailureRun(log, "DCS watch of " + k, time);
       failoverWatch = new KeyWatch(vertx, agent, k, WAIT, new KeyWatch.Reader() {
         @Override
         public void value(Optional<String> value, boolean changed) {
+          failoverState = failoverState.read(value, changed, time.wall());
           onFailoverKey(value, changed);
         }
 
         @Override
         public void failed(String error) {
+          failoverState = failoverState.failed(error);
           onFailure(failoverFailures, error, false);
         }
       });

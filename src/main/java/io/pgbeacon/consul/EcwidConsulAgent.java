@@ -10,9 +10,11 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.micrometer.core.instrument.Tags;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.config.Units;
 import io.pgbeacon.health.Status;
+import io.pgbeacon.metrics.Metrics;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.ConnectException;
@@ -66,12 +68,19 @@ public final class EcwidConsulAgent implements ConsulAgent {
   /** Longest blocking read; Consul may add up to wait/16 of jitter, and the socket timeout must outlast both. */
   static final Duration MAX_WAIT = Duration.ofSeconds(20);
 
+  private final Metrics metrics;
   private final CloseableHttpClient http;
   private final ConsulRawClient raw;
   private final CloseableHttpClient watchHttp;
   private final ConsulClient watchClient;
 
+  /** Without metrics: for tools and tests. */
   public EcwidConsulAgent(Config.Consul config) {
+    this(config, Metrics.none());
+  }
+
+  public EcwidConsulAgent(Config.Consul config, Metrics metrics) {
+    this.metrics = metrics;
     this.http = httpClient(config, GIVE_UP_AFTER.toMillis(), 1);
     this.raw = rawClient(config, http);
     long watchMillis = MAX_WAIT.toMillis() * 17 / 16 + config.timeout().toMillis();
@@ -132,7 +141,7 @@ public final class EcwidConsulAgent implements ConsulAgent {
     alive.put("TTL", Units.consulDuration(r.aliveTtl()));
     alive.put("Status", Status.PASSING.consul());
     alive.put("DeregisterCriticalServiceAfter", Units.consulDuration(r.deregisterCriticalAfter()));
-    put("register " + r.id(), "/v1/agent/service/register", body.toString());
+    put("register", "register " + r.id(), "/v1/agent/service/register", body.toString());
   }
 
   @Override
@@ -140,17 +149,17 @@ public final class EcwidConsulAgent implements ConsulAgent {
     ObjectNode body = JSON.createObjectNode();
     body.put("Status", status.consul());
     body.put("Output", output.length() > MAX_OUTPUT ? output.substring(0, MAX_OUTPUT) : output);
-    put("update " + checkId, "/v1/agent/check/update/" + checkId, body.toString());
+    put("update", "update " + checkId, "/v1/agent/check/update/" + checkId, body.toString());
   }
 
   @Override
   public void deregister(String serviceId) throws ConsulException {
-    put("deregister " + serviceId, "/v1/agent/service/deregister/" + serviceId, "");
+    put("deregister", "deregister " + serviceId, "/v1/agent/service/deregister/" + serviceId, "");
   }
 
   @Override
   public Map<String, CheckState> checks() throws ConsulException {
-    HttpResponse response = call("read checks", () -> raw.makeGetRequest("/v1/agent/checks"));
+    HttpResponse response = call("read_checks", "read checks", () -> raw.makeGetRequest("/v1/agent/checks"));
     Map<String, CheckState> checks = new LinkedHashMap<>();
     try {
       JsonNode root = JSON.readTree(response.getContent());
@@ -169,7 +178,7 @@ public final class EcwidConsulAgent implements ConsulAgent {
   public KeyRead readKey(String key, long index, Duration wait) throws ConsulException {
     long seconds = Math.max(1, Math.min(wait.toSeconds(), MAX_WAIT.toSeconds()));
     KeyRead[] result = new KeyRead[1];
-    call("read " + key, () -> {
+    call("read_key", "read " + key, () -> {
       var response = watchClient.getKVValue(key, new QueryParams(seconds, index));
       var value = response.getValue();
       Long next = response.getConsulIndex();
@@ -197,8 +206,8 @@ public final class EcwidConsulAgent implements ConsulAgent {
     }
   }
 
-  private void put(String what, String endpoint, String body) throws ConsulException {
-    HttpResponse response = call(what, () -> raw.makePutRequest(endpoint, body));
+  private void put(String operation, String what, String endpoint, String body) throws ConsulException {
+    HttpResponse response = call(operation, what, () -> raw.makePutRequest(endpoint, body));
     if (response.getStatusCode() != 200) {
       throw failure(what, response.getStatusCode(), response.getContent());
     }
@@ -208,21 +217,35 @@ public final class EcwidConsulAgent implements ConsulAgent {
     T run();
   }
 
-  private static <T> T call(String what, Call<T> call) throws ConsulException {
+  /** One call, timed and counted by {@code operation} (and its error's kind) in the metrics. */
+  private <T> T call(String operation, String what, Call<T> call) throws ConsulException {
+    long started = System.nanoTime();
+    Optional<String> kind = Optional.of("other");
     try {
       T result = call.run();
       if (result instanceof HttpResponse r && r.getStatusCode() != 200) {
         throw failure(what, r.getStatusCode(), r.getContent());
       }
+      kind = Optional.empty();
       return result;
     } catch (OperationException e) {
-      throw failure(what, e.getStatusCode(), e.getStatusContent());
+      ConsulException answered = failure(what, e.getStatusCode(), e.getStatusContent());
+      kind = Optional.of(answered instanceof UnknownCheckException ? "unknown_check" : "error_answer");
+      throw answered;
     } catch (TransportException e) {
       Throwable cause = e.getCause() == null ? e : e.getCause();
+      kind = Optional.of(mayHaveLanded(cause) ? "no_answer" : "unreachable");
       throw new ConsulException(what + ": Consul unreachable (" + cause.getClass().getSimpleName()
           + (cause.getMessage() == null ? "" : ": " + cause.getMessage()) + ")", mayHaveLanded(cause));
+    } catch (ConsulException e) {
+      kind = Optional.of(e instanceof UnknownCheckException ? "unknown_check" : "error_answer");
+      throw e;
     } catch (RuntimeException e) {
       throw new ConsulException(what + ": " + e, true);
+    } finally {
+      metrics.call("pgbeacon.consul.call", "pgbeacon.consul.errors", "Consul agent call",
+          Tags.of("operation", operation),
+          java.time.Duration.ofNanos(System.nanoTime() - started), kind);
     }
   }
 

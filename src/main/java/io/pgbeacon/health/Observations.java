@@ -24,6 +24,16 @@ public final class Observations {
   private final boolean probesPgBouncer;
   private boolean bouncerProbed;
   private Optional<String> learnedNode = Optional.empty();
+  private volatile Latest latest = new Latest(Optional.empty(), Optional.empty());
+
+  /**
+   * What the last read of each said, how long it took and when it ended: for {@code /status}. Immutable; read from
+   * any thread.
+   */
+  public record Latest(Optional<Read> patroni, Optional<Read> pgbouncer) {}
+
+  /** One read: its outcome in words, its duration, when it ended (wall clock). */
+  public record Read(String outcome, java.time.Duration took, java.time.Instant at) {}
 
   /** @param probesPgBouncer false when no PgBouncer is configured: its status is then not-configured, for good */
   public Observations(HealthPolicy policy, boolean probesPgBouncer, TimeSource time) {
@@ -37,12 +47,28 @@ public final class Observations {
   public void patroni(PatroniReading reading, long startedAt) {
     this.reading = reading;
     this.readingAt = startedAt;
+    String outcome = reading instanceof PatroniReading.Observed o
+        ? o.status().roleName() + ", " + o.status().state()
+            + (o.status().holdsLeaderLock() ? ", holds the leader lock" : "")
+            + o.clusterProblem().map(p -> "; " + p).orElse("")
+        : ((PatroniReading.Unavailable) reading).reason();
+    latest = new Latest(Optional.of(read(outcome, startedAt)), latest.pgbouncer());
   }
 
   public void pgbouncer(PgBouncerStatus status, long startedAt) {
     this.bouncer = status;
     this.bouncerAt = startedAt;
     this.bouncerProbed = true;
+    latest = new Latest(latest.patroni(), Optional.of(read(status.detail(), startedAt)));
+  }
+
+  private Read read(String outcome, long startedAt) {
+    return new Read(outcome, java.time.Duration.ofNanos(time.nanos() - startedAt), time.wall());
+  }
+
+  /** The last reads, for {@code /status}; any thread. */
+  public Latest latest() {
+    return latest;
   }
 
   /** Whether Patroni has been read yet: nothing is decided before. */

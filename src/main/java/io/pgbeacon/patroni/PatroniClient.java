@@ -1,6 +1,8 @@
 package io.pgbeacon.patroni;
 
+import io.micrometer.core.instrument.Tags;
 import io.pgbeacon.config.Config;
+import io.pgbeacon.metrics.Metrics;
 import io.pgbeacon.net.ErrorText;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
@@ -11,6 +13,7 @@ import io.vertx.core.net.PemTrustOptions;
 import io.vertx.ext.web.client.HttpResponse;
 import io.vertx.ext.web.client.WebClient;
 import io.vertx.ext.web.client.WebClientOptions;
+import java.time.Duration;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -27,9 +30,11 @@ public final class PatroniClient {
   private final String base;
   private final long deadlineMillis;
   private final Config.Patroni config;
+  private final Metrics metrics;
 
-  public PatroniClient(Vertx vertx, Config.Patroni config) {
+  public PatroniClient(Vertx vertx, Config.Patroni config, Metrics metrics) {
     this.config = config;
+    this.metrics = metrics;
     this.deadlineMillis = config.timeout().toMillis();
     String url = config.url().toString();
     this.base = url.endsWith("/") ? url.substring(0, url.length() - 1) : url;
@@ -115,7 +120,33 @@ public final class PatroniClient {
       request.basicAuthentication(config.username().get(), config.password().orElseThrow().value());
     }
     // timeout() bounds connect and idle time separately; this bounds the whole exchange.
-    return request.send().timeout(deadlineMillis, TimeUnit.MILLISECONDS);
+    long started = System.nanoTime();
+    return request.send().timeout(deadlineMillis, TimeUnit.MILLISECONDS).andThen(done -> {
+      Optional<String> kind = done.succeeded() ? expectedStatus(path, done.result().statusCode())
+          : Optional.of(kind(done.cause()));
+      metrics.call("pgbeacon.patroni.request", "pgbeacon.patroni.errors", "Patroni REST request", Tags.of("endpoint", path.substring(1)),
+          Duration.ofNanos(System.nanoTime() - started), kind);
+    });
+  }
+
+  /** An answer no poll can use counts as an error of kind "status": /primary answers 200 or 503, /cluster 200. */
+  private static Optional<String> expectedStatus(String path, int code) {
+    boolean expected = code == 200 || (code == 503 && path.equals("/primary"));
+    return expected ? Optional.empty() : Optional.of("status");
+  }
+
+  /** A failed request's kind for the errors metric: timeout, refused, tls or other. */
+  static String kind(Throwable t) {
+    if (ErrorText.describe(t).equals("no answer within the deadline")) {
+      return "timeout";
+    }
+    if (t instanceof java.net.ConnectException) {
+      return "refused";
+    }
+    if (t instanceof javax.net.ssl.SSLException) {
+      return "tls";
+    }
+    return "other";
   }
 
   private static byte[] bytes(HttpResponse<Buffer> response) {

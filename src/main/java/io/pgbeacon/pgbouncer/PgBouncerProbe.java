@@ -1,6 +1,8 @@
 package io.pgbeacon.pgbouncer;
 
+import io.micrometer.core.instrument.Tags;
 import io.pgbeacon.config.Config;
+import io.pgbeacon.metrics.Metrics;
 import io.pgbeacon.net.ErrorText;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -13,6 +15,7 @@ import io.vertx.sqlclient.Row;
 import io.vertx.sqlclient.RowSet;
 import io.vertx.sqlclient.SqlConnection;
 import io.vertx.sqlclient.spi.ConnectionFactory;
+import java.time.Duration;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
@@ -44,11 +47,13 @@ public final class PgBouncerProbe {
 
   private final Vertx vertx;
   private final Config.PgBouncer config;
+  private final Metrics metrics;
   private final long deadlineMillis;
   private final NetClient client;
   private final Set<ProbeSockets> inFlight = ConcurrentHashMap.newKeySet();
 
-  public PgBouncerProbe(Vertx vertx, Config.PgBouncer config) {
+  public PgBouncerProbe(Vertx vertx, Config.PgBouncer config, Metrics metrics) {
+    this.metrics = metrics;
     this.vertx = vertx;
     this.config = config;
     this.deadlineMillis = config.timeout().toMillis();
@@ -65,16 +70,37 @@ public final class PgBouncerProbe {
 
   /** One probe; completes within the configured timeout, always successfully. */
   public Future<PgBouncerStatus> probe() {
+    long started = System.nanoTime();
     Future<Optional<String>> admin = config.adminUser().isPresent() ? adminProblem() : Future.succeededFuture(
         Optional.empty());
     Future<PgBouncerStatus> query = query();
     return Future.join(admin, query).transform(ignored -> {
       // The admin console explains a hung query better than the timeout does.
-      if (admin.succeeded() && admin.result().isPresent()) {
-        return Future.succeededFuture(PgBouncerStatus.failed(admin.result().get()));
-      }
-      return Future.succeededFuture(query.result());
+      PgBouncerStatus status = admin.succeeded() && admin.result().isPresent()
+          ? PgBouncerStatus.failed(admin.result().get()) : query.result();
+      metrics.call("pgbeacon.pgbouncer.probe", "pgbeacon.pgbouncer.errors", "PgBouncer probe",
+          Tags.empty(),
+          Duration.ofNanos(System.nanoTime() - started), status.passes() ? Optional.empty() : Optional.of(kind(status)));
+      return Future.succeededFuture(status);
     });
+  }
+
+  /** A failed probe's kind for the errors metric. */
+  static String kind(PgBouncerStatus status) {
+    String detail = status.detail();
+    if (detail.equals("no answer within the deadline")) {
+      return "timeout";
+    }
+    if (detail.contains("Connection refused")) {
+      return "refused";
+    }
+    if (detail.contains("is paused") || detail.contains("is disabled") || detail.contains("is not defined")) {
+      return "database";
+    }
+    if (detail.contains("authentication failed")) {
+      return "auth";
+    }
+    return "other";
   }
 
   private Future<PgBouncerStatus> query() {

@@ -48,7 +48,7 @@ class ConsulRegistrarContainerIT {
       CompletableFuture<ConsulRegistrar> started = new CompletableFuture<>();
       vertx.runOnContext(v -> {
         ConsulRegistrar r = new ConsulRegistrar(vertx, new EcwidConsulAgent(config.consul()), config, "test",
-            Freshness.of(config), TimeSource.SYSTEM);
+            Freshness.of(config), TimeSource.SYSTEM, io.pgbeacon.metrics.Metrics.none());
         r.start();
         r.publish(Healths.primary("tc1").timeline(1).host("127.0.0.1").primaryView(Healths.pass("primary")).build());
         started.complete(r);

@@ -123,7 +123,7 @@ class DcsWatchTest {
             public void watchesAnswered() {
               heard.add("answered");
             }
-          });
+          }, io.pgbeacon.metrics.Metrics.none());
       watch.startOnce(primaryOf("demo"));
     });
     Await.until("the watch started", SOON, () -> watch != null, started -> started);

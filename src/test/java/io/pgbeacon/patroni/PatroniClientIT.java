@@ -101,7 +101,7 @@ class PatroniClientIT {
   private PatroniReading read(int port) throws Exception {
     Config.Patroni config = new Config.Patroni(URI.create("http://127.0.0.1:" + port), DEADLINE, Optional.empty(),
         Optional.empty(), Optional.empty(), Optional.empty(), Optional.empty(), Config.LeaderKey.OFF);
-    PatroniClient client = new PatroniClient(vertx, config);
+    PatroniClient client = new PatroniClient(vertx, config, io.pgbeacon.metrics.Metrics.none());
     try {
       return client.read().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
     } finally {

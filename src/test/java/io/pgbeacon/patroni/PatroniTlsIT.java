@@ -91,7 +91,7 @@ class PatroniTlsIT {
         clientCert ? Optional.of(dir.resolve("client.pem")) : Optional.empty(),
         clientCert ? Optional.of(dir.resolve("client.key")) : Optional.empty(), Optional.empty(), Optional.empty(),
         Config.LeaderKey.OFF);
-    PatroniClient client = new PatroniClient(vertx, config);
+    PatroniClient client = new PatroniClient(vertx, config, io.pgbeacon.metrics.Metrics.none());
     try {
       return client.read().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
     } finally {

@@ -1,5 +1,6 @@
 package io.pgbeacon.pgbouncer;
 
+import io.pgbeacon.metrics.Metrics;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -93,7 +94,7 @@ class PgBouncerProbeIT {
   @Test
   void aHungPgBouncerKeepsNoSocketOpenPastTheProbesDeadline() throws Exception {
     int port = lab.port(node, "PGBOUNCER");
-    PgBouncerProbe quick = new PgBouncerProbe(vertx, config(port, password, true, Duration.ofMillis(300)));
+    PgBouncerProbe quick = new PgBouncerProbe(vertx, config(port, password, true, Duration.ofMillis(300)), Metrics.none());
     String index = Integer.toString(lab.index(node));
     lab.run(Duration.ofSeconds(30), "pgbouncer-stop", index, "STOP");
     try {
@@ -112,7 +113,7 @@ class PgBouncerProbeIT {
       Await.until("no socket of this JVM to the stopped PgBouncer", Duration.ofSeconds(5), () -> OwnSockets.to(port),
           List::isEmpty);
       // Stopping the daemon meanwhile: closing the probe must not wait for PgBouncer to answer the one in flight.
-      PgBouncerProbe slow = new PgBouncerProbe(vertx, config(port, password, true, Duration.ofMinutes(1)));
+      PgBouncerProbe slow = new PgBouncerProbe(vertx, config(port, password, true, Duration.ofMinutes(1)), Metrics.none());
       Future<PgBouncerStatus> inFlight = slow.probe();
       Await.until("the probe's connections to the stopped PgBouncer", Duration.ofSeconds(5), () -> OwnSockets.to(port),
           sockets -> sockets.size() == 2);
@@ -128,7 +129,7 @@ class PgBouncerProbeIT {
   }
 
   private PgBouncerStatus probe(Config.PgBouncer config) {
-    return get(new PgBouncerProbe(vertx, config).probe());
+    return get(new PgBouncerProbe(vertx, config, Metrics.none()).probe());
   }
 
   private static <T> T get(Future<T> future) {
