@@ -8,7 +8,9 @@
 #    agent, Patroni + PostgreSQL, PgBouncer and pgbeacon; HAProxy on 127.0.0.1 using pgbeacon's agent ports;
 # 4. shows what Consul, Consul DNS, each node's agent-check ports and HAProxy say, and where psql lands
 #    through HAProxy's write port;
-# 5. performs a switchover and shows them follow, timing Consul by polling it every 50 ms.
+# 5. performs a switchover and shows them follow, timing Consul by polling it every 50 ms;
+# 6. shows what pgbeacon itself says: `pgbeacon status` of each node, a few of its metrics, and what the lab's
+#    Prometheus (scraping every pgbeacon each second) counts as the cluster's passing primaries.
 #
 # Usage: bash scripts/demo.sh [--keep | --stop]
 #   --keep   leave the lab running at the end and print how to stop it (the default)
@@ -16,7 +18,7 @@
 # Ctrl-C at any point stops the lab. Running the demo again reuses a running demo lab, or starts a new one.
 #
 # Settings (environment):
-#   DEMO_LAB_DIR=/tmp/pgbeacon-demo   DEMO_BASE_PORT=15400 (the lab uses ports B..B+50, see scripts/lab.sh)
+#   DEMO_LAB_DIR=/tmp/pgbeacon-demo   DEMO_BASE_PORT=15400 (the lab uses ports B..B+60, see scripts/lab.sh)
 #   LAB_PATRONI=3 (Debian's Patroni 3.0.2) | 4 (PyPI Patroni 4, installed by scripts/install-patroni4.sh)
 # Runs as root, or as a user with sudo (the lab runs PostgreSQL as user postgres).
 set -euo pipefail
@@ -311,6 +313,30 @@ show_haproxy() {
   done
 }
 
+# pgbeacon's own account, from its HTTP port: `pgbeacon status` of each node, then a few /metrics lines of the new
+# primary, then Prometheus's count of passing primaries per cluster.
+show_pgbeacon() {
+  local i config
+  for ((i = 1; i <= ${#NODES[@]}; i++)); do
+    config=${ENV[LAB_NODE${i}_PGBEACON_CONFIG]}
+    cmd "pgbeacon status --config $config"
+    PGBEACON_JAR=$JAR "$ROOT/scripts/pgbeacon" status --config "$config" 2>&1 | sed 's/^/  /' || true
+  done
+  local primary=$1 url
+  url=${ENV[LAB_NODE${primary#node}_PGBEACON_HTTP]}/metrics
+  cmd "curl -s $url | grep -E '^pgbeacon_(view_status.*passing|view_transitions_total|consul_push_age_seconds)'"
+  curl -sf --max-time 2 "$url" \
+    | grep -E '^pgbeacon_(view_status\{.*status="passing"|view_transitions_total|consul_push_age_seconds)' \
+    | sed 's/^/  /' || true
+  local query='sum by (scope) (pgbeacon_view_status{view="primary",status="passing"})'
+  cmd "curl -s ${ENV[LAB_PROMETHEUS]}/api/v1/query --data-urlencode 'query=$query'"
+  curl -sf --max-time 2 "${ENV[LAB_PROMETHEUS]}/api/v1/query" --data-urlencode "query=$query" \
+    | jq -r '.data.result[] | "  scope \(.metric.scope): \(.value[1]) passing primary"' || true
+  query='pgbeacon_view_status{view="primary",status="passing"} == 1'
+  curl -sf --max-time 2 "${ENV[LAB_PROMETHEUS]}/api/v1/query" --data-urlencode "query=$query" \
+    | jq -r '.data.result[] | "  Prometheus names \(.metric.node) (\(.metric.instance))"' || true
+}
+
 show_everything() {
   section "Consul: the services pgbeacon registers (one TTL check each)"
   show_consul
@@ -407,6 +433,8 @@ footer() {
   Consul UI     $CONSUL/ui/   (loopback only; from elsewhere: ssh -L ${ENV[LAB_CONSUL_HTTP_PORT]}:${ENV[LAB_CONSUL_HTTP]} <this host>)
   Consul CLI    consul members -http-addr=${ENV[LAB_CONSUL_HTTP]}
   HAProxy       http://$HAPROXY:${ENV[LAB_HAPROXY_STATS_PORT]}/stats    psql -h $HAPROXY -p ${ENV[LAB_HAPROXY_WRITE_PORT]} -U postgres (password ${ENV[LAB_SUPERUSER_PASSWORD]})
+  pgbeacon      ${ENV[LAB_NODE1_PGBEACON_HTTP]}/status  /metrics  /health  /primary  /replica   (node1; the others alike)
+  Prometheus    ${ENV[LAB_PROMETHEUS]}/alerts   (the shipped alert rules, evaluated against the lab)
   Lab status    $(lab_hint status)
   Logs          $DEMO_LAB_DIR/node1/pgbeacon.log (patroni.log, pgbouncer.log, postgresql.log alongside)
                 $DEMO_LAB_DIR/consul/consul.log, $DEMO_LAB_DIR/haproxy/haproxy.log
@@ -451,6 +479,10 @@ main() {
   switchover "$leader" "$candidate"
 
   show_everything
+  section "pgbeacon's own account (its HTTP port: /status, /metrics) and the lab's Prometheus"
+  # Prometheus scrapes every second: give it a scrape after the last change.
+  sleep 2
+  show_pgbeacon "$candidate"
 
   footer
   if [ "$STOP_AT_END" = 1 ]; then

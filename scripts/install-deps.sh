@@ -46,7 +46,7 @@ command -v psql >/dev/null 2>&1 || apt_packages+=(postgresql-client-15)
 command -v dig >/dev/null 2>&1 || apt_packages+=(dnsutils)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 # The lab's Prometheus scrapes every pgbeacon; promtool checks /metrics and the shipped alert rules.
-command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
+[ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || apt_packages+=(prometheus)
 # scripts/bench-load.sh counts refused Consul connections with it (the benchmark only).
 command -v tcpdump >/dev/null 2>&1 || [ -x /usr/bin/tcpdump ] || apt_packages+=(tcpdump)
 # The build itself: Java 17 and Maven (preinstalled on some images, not on a plain Debian 12).
@@ -88,4 +88,5 @@ printf '  %s\n' \
   "$(/usr/sbin/pgbouncer --version 2>/dev/null | head -1 || pgbouncer --version | head -1)" \
   "$(/usr/sbin/haproxy -v 2>/dev/null | sed -n 1p)" \
   "patroni $(patroni --version 2>/dev/null | awk '{print $2}')" \
-  "$(/usr/lib/postgresql/15/bin/postgres --version)"
+  "$(/usr/lib/postgresql/15/bin/postgres --version)" \
+  "$(/usr/bin/prometheus --version 2>&1 | head -1)"

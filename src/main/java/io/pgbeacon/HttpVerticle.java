@@ -18,20 +18,22 @@ final class HttpVerticle extends VerticleBase {
   private final StatusSource source;
   private final Metrics metrics;
   private final String version;
+  private final Freshness freshness;
   private StatusServer server;
   private int port;
 
-  HttpVerticle(Config config, StatusSource source, Metrics metrics, String version) {
+  HttpVerticle(Config config, StatusSource source, Metrics metrics, String version, Freshness freshness) {
     this.config = config;
     this.source = source;
     this.metrics = metrics;
     this.version = version;
+    this.freshness = freshness;
   }
 
   @Override
   public Future<?> start() {
     Config.Http http = config.http().orElseThrow();
-    server = new StatusServer(vertx, config, source, metrics, Freshness.of(config), TimeSource.SYSTEM, version);
+    server = new StatusServer(vertx, config, source, metrics, freshness, TimeSource.SYSTEM, version);
     // A port taken since the preflight tried it is a config problem: exit 2, naming the key.
     return server.start(http).map(p -> port = p).recover(e -> Future.failedFuture(new ConfigException(List.of(
         "http: cannot listen on " + http.address() + ":" + http.port() + " (" + e.getMessage() + ")"))));

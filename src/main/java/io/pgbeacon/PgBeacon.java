@@ -99,7 +99,7 @@ public final class PgBeacon {
           if (config.http().isEmpty()) {
             return Future.succeededFuture((String) null);
           }
-          http = new HttpVerticle(config, status(), metrics, version);
+          http = new HttpVerticle(config, status(), metrics, version, Freshness.of(config));
           return vertx.deployVerticle(http);
         })
         .map(id -> {

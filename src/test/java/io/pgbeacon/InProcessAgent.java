@@ -4,49 +4,109 @@ import io.pgbeacon.agent.ReplyBoard;
 import io.pgbeacon.agent.ReplyPolicy;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.config.ConfigLoader;
+import io.pgbeacon.consul.ConsulRegistrar;
+import io.pgbeacon.consul.DcsWatch;
 import io.pgbeacon.health.Freshness;
 import io.pgbeacon.health.NodeHealth;
+import io.pgbeacon.health.Observations;
 import io.pgbeacon.health.TimeSource;
+import io.pgbeacon.http.StatusSource;
+import io.pgbeacon.metrics.Metrics;
 import io.vertx.core.Vertx;
+import java.time.Instant;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 
 /**
  * pgbeacon's agent side in this JVM, without the monitor: the real {@link AgentVerticle}, deployed the way
- * {@link PgBeacon} deploys it, answering from a real {@link ReplyBoard} whose verdict the caller sets (and which never calls it stale). For the
- * agent benchmark and for HAProxy tests that need agent ports saying something known ({@code up}, {@code down}).
+ * {@link PgBeacon} deploys it, answering from a real {@link ReplyBoard} whose verdict the caller sets (and which
+ * never calls it stale); with an {@code http} block, also the real HTTP endpoints ({@link HttpVerticle}: /primary,
+ * /replica) answering from the same verdict. For the agent benchmark and for HAProxy tests that need agent ports
+ * and health endpoints saying something known ({@code up}, {@code down}).
  */
 public final class InProcessAgent implements AutoCloseable {
 
   private final Vertx vertx;
   private final ReplyBoard board;
   private final AgentVerticle verticle;
+  private final HttpVerticle http;
 
-  private InProcessAgent(Vertx vertx, ReplyBoard board, AgentVerticle verticle) {
+  private InProcessAgent(Vertx vertx, ReplyBoard board, AgentVerticle verticle, HttpVerticle http) {
     this.vertx = vertx;
     this.board = board;
     this.verticle = verticle;
+    this.http = http;
   }
 
   /**
    * Binds every listener of {@code yaml}'s {@code agent} block (port 0: a free port) and answers {@code health}
    * until {@link #show} changes it. {@code yaml} is a pgbeacon configuration, e.g.
    * {@code agent: {listen: [{address: 127.0.0.11, port: 0, view: primary}]}}; only what the agent side reads
-   * matters.
+   * matters. Without an {@code http} block there is no HTTP listener (not the daemon's default one).
    */
   public static InProcessAgent start(String yaml, NodeHealth health) throws Exception {
     Config config = ConfigLoader.parse(yaml, ConfigLoader.Overrides.none(), Map.of());
     Vertx vertx = PgBeacon.newVertx();
     ReplyBoard board = new ReplyBoard(health, ReplyPolicy.of(config), Freshness.UNBOUNDED, TimeSource.SYSTEM);
     AgentVerticle verticle = new AgentVerticle(config.agent(), board);
+    HttpVerticle http = yaml.contains("http:") && config.http().isPresent()
+        ? new HttpVerticle(config, new BoardSource(board), Metrics.none(), "test",
+        Freshness.UNBOUNDED) : null;
     try {
       PgBeacon.deployAgent(vertx, verticle).toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+      if (http != null) {
+        vertx.deployVerticle(http).toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
+      }
     } catch (Exception e) {
       vertx.close();
       throw e;
     }
-    return new InProcessAgent(vertx, board, verticle);
+    return new InProcessAgent(vertx, board, verticle, http);
+  }
+
+  /** The HTTP port, when started with an {@code http} block. */
+  public int httpPort() {
+    return http == null ? 0 : http.port();
+  }
+
+  /** What the HTTP endpoints show: the board's verdict, nothing else known. */
+  private record BoardSource(ReplyBoard board) implements StatusSource {
+    @Override
+    public NodeHealth health() {
+      return board.health();
+    }
+
+    @Override
+    public Map<Config.View, Instant> since() {
+      return Map.of();
+    }
+
+    @Override
+    public Observations.Latest reads() {
+      return new Observations.Latest(Optional.empty(), Optional.empty());
+    }
+
+    @Override
+    public List<DcsWatch.WatchState> watches() {
+      return List.of();
+    }
+
+    @Override
+    public Map<String, ConsulRegistrar.Push> pushes() {
+      return Map.of();
+    }
+
+    @Override
+    public Map<String, Instant> registered() {
+      return Map.of();
+    }
+
+    @Override
+    public boolean listening() {
+      return true;
+    }
   }
 
   /** The bound ports, in the order of {@code config.listen()}. */

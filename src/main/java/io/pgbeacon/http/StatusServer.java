@@ -112,8 +112,20 @@ public final class StatusServer {
   /** The agent port's decision for {@code view}: up (200) for passing and warning, down (503) otherwise. */
   private void viewHealth(HttpServerRequest request, Config.View view) {
     Verdict verdict = freshness.apply(source.health(), time.nanos()).view(view);
-    answer(request, verdict.status() == Status.CRITICAL ? 503 : 200, "text/plain; charset=utf-8",
-        verdict.status().consul() + ": " + verdict.reason() + "\n");
+    String answer = verdict.status().consul() + ": " + verdict.reason();
+    // The reason phrase too: HAProxy shows it as the check's outcome on its stats page and in its log.
+    request.response().setStatusMessage(reasonPhrase(answer));
+    answer(request, verdict.status() == Status.CRITICAL ? 503 : 200, "text/plain; charset=utf-8", answer + "\n");
+  }
+
+  /** {@code text} as an HTTP reason phrase: printable ASCII (others become '?'), at most 120 characters. */
+  static String reasonPhrase(String text) {
+    StringBuilder b = new StringBuilder(Math.min(text.length(), 120));
+    for (int i = 0; i < text.length() && b.length() < 120; i++) {
+      char c = text.charAt(i);
+      b.append(c >= 0x20 && c < 0x7f ? c : '?');
+    }
+    return b.toString();
   }
 
   private void health(HttpServerRequest request) {

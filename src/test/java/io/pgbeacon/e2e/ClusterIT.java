@@ -10,8 +10,11 @@ import io.pgbeacon.support.Await;
 import io.pgbeacon.support.ConsulHttp;
 import io.pgbeacon.support.Dns;
 import io.pgbeacon.support.Haproxy;
-import io.pgbeacon.support.Psql;
 import io.pgbeacon.support.Lab;
+import io.pgbeacon.support.Prometheus;
+import io.pgbeacon.support.Promtool;
+import io.pgbeacon.support.Psql;
+import io.pgbeacon.support.ViewAnswers;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -24,6 +27,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.BeforeAll;
@@ -37,8 +41,10 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * The main job end to end, on the real-cluster lab ({@code scripts/lab.sh}): three real Patroni nodes (3.0.2 or
  * 4.x, per {@code pgbeacon.lab.patroni}) each on its own loopback address with its own Consul client agent,
  * PostgreSQL, PgBouncer and one pgbeacon process; a Consul server; HAProxy in front, driven by pgbeacon's agent
- * ports. Every scenario is checked through each consumer a user has: Consul HTTP, Consul DNS, HAProxy's stats
- * socket and a real psql through HAProxy. Scenarios run in order on one lab start; each leaves the cluster healthy.
+ * ports; Prometheus scraping every pgbeacon. Every scenario is checked through each consumer a user has: Consul
+ * HTTP, Consul DNS, HAProxy's stats socket, a real psql through HAProxy, and Prometheus's query API; each pgbeacon's
+ * agent ports and HTTP health endpoints must agree. Scenarios run in order on one lab start; each leaves the
+ * cluster healthy.
  */
 @ExtendWith(Lab.class)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
@@ -49,14 +55,17 @@ class ClusterIT {
   private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
   private static final String PRIMARY = "patroni-primary.service.consul";
   private static final String REPLICA = "patroni-replica.service.consul";
+  private static final String NO_PRIMARY = "PgbeaconNoPrimary";
 
   static Lab lab;
   static ConsulHttp consul;
+  static Prometheus prometheus;
 
   @BeforeAll
   static void lab() {
     lab = Lab.get();
     consul = new ConsulHttp(lab.consulAddress());
+    prometheus = new Prometheus(lab.env("LAB_PROMETHEUS"));
     // Through HAProxy's write port, once it routes: a lab just started may not yet.
     converged();
     Await.until("the e2e table created through HAProxy's write port", CONVERGE, () -> psqlWrite(
@@ -90,6 +99,7 @@ class ClusterIT {
     assertTrue(list(service.path("Tags")).contains(patroni.path("role").asText()), service.toString());
     assertTrue(list(agentOf(replicas.get(0)).service("patroni-replica-" + replicas.get(0)).path("Tags"))
         .contains("async"));
+    everyMetricsPagePassesPromtool();
   }
 
   @Test
@@ -153,12 +163,22 @@ class ClusterIT {
   void aHardFailoverNamesTheNewPrimaryOnlyOnceItLeads() {
     String crashed = converged();
     int i = lab.index(crashed);
+    assertEquals(List.of(), prometheus.firing(NO_PRIMARY), "no alert before the failover");
+    AlertWatch noPrimary = AlertWatch.start(prometheus, NO_PRIMARY);
     try {
       String winner = watched("hard failover (SIGKILL Patroni + PostgreSQL on " + crashed + ")",
           () -> lab.run(Duration.ofSeconds(60), "crash", Integer.toString(i)), Optional.empty());
       assertNotEquals(crashed, winner);
       assertEquals("critical", agentOf(crashed).checkStatus("service:patroni-primary-" + crashed));
+      // Without a primary for Patroni's ttl (20 s), longer than the rule's 10 s: Prometheus fired it, for this scope.
+      Map<String, String> fired = noPrimary.stop().orElseThrow(() -> new AssertionError(NO_PRIMARY
+          + " did not fire while the cluster had no primary"));
+      assertEquals(lab.scope(), fired.get("scope"), fired.toString());
+      Await.until(NO_PRIMARY + " resolved once " + winner + " is primary", CONVERGE,
+          () -> prometheus.firing(NO_PRIMARY), List::isEmpty);
+      everyMetricsPagePassesPromtool();
     } finally {
+      noPrimary.stop();
       lab.run(Duration.ofSeconds(30), "patroni-start", Integer.toString(i));
       lab.run(Duration.ofSeconds(120), "wait-healthy", "110");
     }
@@ -222,6 +242,9 @@ class ClusterIT {
       Await.until("HAProxy drains " + laggard + " on its read port", CONVERGE,
           () -> Haproxy.statuses(lab.haproxySocket(), "read").get(laggard), s -> s.startsWith("DRAIN"));
       assertTrue(agent(laggard, "AGENT_REPLICA").startsWith("up drain "), "lag alone is not a failure");
+      ViewAnswers.assertAgree(lab, CONVERGE); // the laggard's /replica: 503, no new reads either
+      assertTrue(ViewAnswers.ask(lab, laggard, "replica").http().startsWith("503 critical: "),
+          ViewAnswers.all(lab).toString());
       // The other replica received the same 20+ MB; on a loaded machine it may briefly pass max-lag itself and be
       // drained too. It must be serving reads again once it has replayed them, while the laggard stays drained.
       List<String> healthy = others(leader).stream().filter(n -> !n.equals(laggard)).toList();
@@ -339,6 +362,90 @@ class ClusterIT {
     Psql.Result write = psqlWrite("INSERT INTO e2e_writes (note) VALUES ('via HAProxy to " + primary + "')"
         + " RETURNING id");
     assertTrue(write.ok() && write.output().matches("\\d+"), "a write through HAProxy succeeds: " + write);
+    prometheusNames(primary);
+    ViewAnswers.assertAgree(lab, CONVERGE);
+  }
+
+  /**
+   * Prometheus, scraping every pgbeacon each second, counts exactly one passing primary in the lab's scope, and it
+   * is {@code primary}.
+   */
+  private static void prometheusNames(String primary) {
+    Await.until("Prometheus names " + primary + " the only passing primary", CONVERGE,
+        () -> prometheus.query("pgbeacon_view_status{view=\"primary\",status=\"passing\"} == 1").stream()
+            .map(s -> s.label("node")).toList(), List.of(primary)::equals);
+    List<Prometheus.Sample> perScope = prometheus.query(
+        "sum by (scope) (pgbeacon_view_status{view=\"primary\",status=\"passing\"}) == 1");
+    assertEquals(List.of(lab.scope()), perScope.stream().map(s -> s.label("scope")).toList(), perScope.toString());
+  }
+
+  /** Each node's {@code /metrics} as promtool reads it: valid exposition, no lint problem. */
+  private static void everyMetricsPagePassesPromtool() {
+    for (String node : lab.nodeNames()) {
+      HttpResponse<String> r = get(lab.env("LAB_NODE" + lab.index(node) + "_PGBEACON_HTTP") + "/metrics");
+      assertEquals(200, r.statusCode(), node + " /metrics");
+      assertTrue(r.body().contains("node=\"" + node + "\""), node + "'s series carry its name");
+      Promtool.checkMetrics(r.body());
+    }
+  }
+
+  private static HttpResponse<String> get(String url) {
+    try {
+      return HTTP.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(5)).build(),
+          HttpResponse.BodyHandlers.ofString());
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** Polls Prometheus's firing alerts every 250 ms on its own thread; remembers the first firing instance. */
+  static final class AlertWatch {
+    private final Prometheus prometheus;
+    private final String alertname;
+    private final AtomicBoolean running = new AtomicBoolean(true);
+    private final Thread thread;
+    private volatile Map<String, String> fired;
+
+    private AlertWatch(Prometheus prometheus, String alertname) {
+      this.prometheus = prometheus;
+      this.alertname = alertname;
+      this.thread = new Thread(this::loop, "alert-watch");
+    }
+
+    static AlertWatch start(Prometheus prometheus, String alertname) {
+      AlertWatch w = new AlertWatch(prometheus, alertname);
+      w.thread.start();
+      return w;
+    }
+
+    private void loop() {
+      while (running.get() && fired == null) {
+        try {
+          List<Map<String, String>> now = prometheus.firing(alertname);
+          if (!now.isEmpty()) {
+            fired = now.get(0);
+          }
+        } catch (RuntimeException e) {
+          // a failed read is not an observation
+        }
+        Await.pause(Duration.ofMillis(250));
+      }
+    }
+
+    /** Stops watching (again: a no-op); the first firing instance seen, if any. */
+    Optional<Map<String, String>> stop() {
+      running.set(false);
+      try {
+        thread.join();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException(e);
+      }
+      return Optional.ofNullable(fired);
+    }
   }
 
   private static Psql.Result psqlWrite(String sql) {

@@ -10,6 +10,7 @@ import io.pgbeacon.support.Haproxy;
 import io.pgbeacon.support.Lab;
 import io.pgbeacon.support.LabHaproxies;
 import io.pgbeacon.support.SafetySampler;
+import io.pgbeacon.support.ViewAnswers;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -259,6 +260,7 @@ class FaultIT {
         System.out.printf("paused primary %s without its DCS: agent port '%s' %.1fs after its agent stopped%n",
             leader, reply.strip(), (System.nanoTime() - lost) / 1e9);
         assertTrue(reply.startsWith("down #Patroni paused and no DCS view"), reply);
+        ViewAnswers.assertAgree(lab, CONVERGE);
         Await.until("HAProxy's write backend drops " + leader, Duration.ofSeconds(10),
             () -> source("HAProxy lab write").primaries().get(), p -> !p.contains(leader));
       } finally {
@@ -284,7 +286,8 @@ class FaultIT {
     sources.add(new SafetySampler.Source("HAProxy lab write_dns",
         () -> upNodes(lab.haproxySocket(), "write_dns", true), Duration.ofMillis(500)));
     for (String[] backend : List.of(new String[] {"b-agent-pgbouncer.cfg", "pg_write"},
-        new String[] {"c-agent-fallback.cfg", "pg_write_pgbouncer"})) {
+        new String[] {"c-agent-fallback.cfg", "pg_write_pgbouncer"}, new String[] {"d-pgbeacon-httpchk.cfg",
+        "pg_write"})) {
       Path socket = haproxies.config(backend[0]).statsSocket();
       sources.add(new SafetySampler.Source(backend[0] + " " + backend[1], () -> upNodes(socket, backend[1], false)));
     }
@@ -309,6 +312,7 @@ class FaultIT {
     bounds.put("HAProxy lab write", Duration.ofSeconds(4)); // inter 1s fastinter 250ms fall 2, timeout check 1s
     bounds.put("b-agent-pgbouncer.cfg pg_write", Duration.ofSeconds(5)); // inter 1s fastinter 500ms fall 3
     bounds.put("c-agent-fallback.cfg pg_write_pgbouncer", Duration.ofSeconds(5));
+    bounds.put("d-pgbeacon-httpchk.cfg pg_write", Duration.ofSeconds(4)); // inter 1s fastinter 250ms fall 2
     bounds.put("Consul patroni-primary (passing)", TTL.plusSeconds(1));
     bounds.put("HAProxy lab write_dns", TTL.plusSeconds(2));
     bounds.put("dns-srv.cfg pg_write", TTL.plusSeconds(4)); // resolution every 1 s, then its own check
@@ -350,6 +354,8 @@ class FaultIT {
     }
     System.out.printf("  [%6.1fs] every consumer names %s (waited %.1fs: %s)%n",
         (System.nanoTime() - stepClock) / 1e9, primary, (System.nanoTime() - started) / 1e9, waits);
+    // Each pgbeacon's two doors say the same, also a dead or hung one's (neither answers).
+    ViewAnswers.assertAgree(lab, CONVERGE);
   }
 
   private static void assertSafe(String what, SafetySampler sampler) {

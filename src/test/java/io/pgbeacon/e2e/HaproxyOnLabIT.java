@@ -13,6 +13,7 @@ import io.pgbeacon.support.Haproxy;
 import io.pgbeacon.support.LabHaproxies;
 import io.pgbeacon.support.Lab;
 import io.pgbeacon.support.Psql;
+import io.pgbeacon.support.ViewAnswers;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -47,7 +48,7 @@ class HaproxyOnLabIT {
 
   /** The configurations whose port 5000 is a write port, by file. */
   private static final List<String> WRITE_CONFIGS = List.of("a-patroni-httpchk.cfg", "b-agent-pgbouncer.cfg",
-      "c-agent-fallback.cfg", "dns-srv.cfg");
+      "c-agent-fallback.cfg", "d-pgbeacon-httpchk.cfg", "dns-srv.cfg");
 
   @TempDir
   static Path dir;
@@ -93,7 +94,7 @@ class HaproxyOnLabIT {
     }
     writesReach("consul-template", renderedWritePort, leader);
     for (String name : List.of("b-agent-pgbouncer.cfg", "replicas-lag-weights.cfg", "c-agent-fallback.cfg",
-        "dns-srv.cfg")) {
+        "d-pgbeacon-httpchk.cfg", "dns-srv.cfg")) {
       Psql.Result read = Await.until(name + ": reads reach a replica", CONVERGE, () -> psql(port(name, 5001),
           "select pg_is_in_recovery()"), r -> r.output().equals("t"));
       assertTrue(read.ok());
@@ -125,7 +126,7 @@ class HaproxyOnLabIT {
 
   @Test
   @Order(3)
-  void withPgBouncerDownOnThePrimaryBTakesItOutAndCGoesStraightToPostgres() {
+  void withPgBouncerDownOnThePrimaryBAndDTakeItOutAndCGoesStraightToPostgres() {
     String leader = converged();
     int i = lab.index(leader);
     String server = "pg" + i;
@@ -135,6 +136,12 @@ class HaproxyOnLabIT {
       Await.until("scenario B marks " + server + " DOWN", CONVERGE, () -> b.stat("pg_write", server).status(),
           s -> s.startsWith("DOWN"));
       assertFalse(psql(port("b-agent-pgbouncer.cfg", 5000), "select 1").ok(), "B: no server for writes");
+      Haproxy d = haproxies.haproxy("d-pgbeacon-httpchk.cfg");
+      Haproxy.StatRow dRow = Await.until("scenario D marks " + server + " DOWN", CONVERGE,
+          () -> d.stat("pg_write", server), r -> r.status().startsWith("DOWN"));
+      assertTrue(dRow.lastCheck().startsWith("critical: PgBouncer:"), "pgbeacon's reason: " + dRow);
+      assertFalse(psql(port("d-pgbeacon-httpchk.cfg", 5000), "select 1").ok(), "D: no server for writes");
+      ViewAnswers.assertAgree(lab, CONVERGE);
 
       // C: PgBouncer is the only thing broken; PostgreSQL on the primary still takes writes directly.
       writesReach("c-agent-fallback.cfg", port("c-agent-fallback.cfg", 5000), leader);
@@ -148,6 +155,7 @@ class HaproxyOnLabIT {
     Await.until("scenario B has " + server + " back", CONVERGE, () -> b.stat("pg_write", server).status(),
         s -> s.startsWith("UP"));
     writesReach("b-agent-pgbouncer.cfg", port("b-agent-pgbouncer.cfg", 5000), leader);
+    writesReach("d-pgbeacon-httpchk.cfg", port("d-pgbeacon-httpchk.cfg", 5000), leader);
   }
 
   // ---- helpers ---------------------------------------------------------------------------------------------
@@ -202,7 +210,10 @@ class HaproxyOnLabIT {
     return Psql.run("127.0.0.1", port, lab.env("LAB_SUPERUSER"), lab.env("LAB_SUPERUSER_PASSWORD"), sql);
   }
 
+  /** Consul names Patroni's leader, and every pgbeacon's agent ports and HTTP endpoints say the same. */
   private static String converged() {
-    return lab.converged(consul, CONVERGE);
+    String leader = lab.converged(consul, CONVERGE);
+    ViewAnswers.assertAgree(lab, CONVERGE);
+    return leader;
   }
 }

@@ -54,7 +54,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 class HaproxyConfigsIT {
 
   static final List<String> SHIPPED = List.of("a-patroni-httpchk.cfg", "b-agent-pgbouncer.cfg",
-      "c-agent-fallback.cfg", "dns-srv.cfg", "replicas-lag-weights.cfg");
+      "c-agent-fallback.cfg", "d-pgbeacon-httpchk.cfg", "dns-srv.cfg", "replicas-lag-weights.cfg");
   static final Duration CONVERGE = Duration.ofSeconds(10);
   /** The rewritten copies' check timing ({@link #fast}); {@code fall} is the shipped one of B, C and lag weights. */
   static final Duration INTER = Duration.ofMillis(200);
@@ -122,7 +122,7 @@ class HaproxyConfigsIT {
     HaproxyConfig cfg = HaproxyConfig.load("haproxy/" + file).nameserver("consul", "127.0.0.1:" + FreePorts.next());
     for (int n = 1; n <= 3; n++) { // "-c" binds nothing: any ports do
       cfg.node(n, Nodes.address(n), Map.of(5432, 19032 + n * 100, 6432, 19064 + n * 100, 8008, 19008 + n * 100,
-          5480, 19080 + n * 100, 5481, 19081 + n * 100));
+          5480, 19080 + n * 100, 5481, 19081 + n * 100, 8009, 19009 + n * 100));
     }
     String code = cfg.text().lines().filter(l -> !l.strip().startsWith("#")).collect(Collectors.joining("\n"));
     assertFalse(code.contains("10.0.0."), () -> "a production address is left:\n" + code);
@@ -345,6 +345,51 @@ class HaproxyConfigsIT {
     }, () -> awaitStates(haproxy, "pg_read", healthy));
   }
 
+  /**
+   * Scenario D: pgbeacon's /primary and /replica decide through {@code option httpchk}: the verdict's withdrawal
+   * takes the primary out, the wrong role is DOWN, and a killed or hung pgbeacon fails the check by itself.
+   */
+  @Test
+  void dFollowsPgbeaconsHealthEndpointsAndADeadOrHungPgbeaconFailsTheCheck() throws Exception {
+    Nodes nodes = new Nodes();
+    nodes.primary(1);
+    HaproxyConfig cfg = fast(loopback(HaproxyConfig.load("haproxy/d-pgbeacon-httpchk.cfg"), nodes));
+    Haproxy haproxy = start(cfg);
+    int write = cfg.port(5000);
+    int read = cfg.port(5001);
+    Map<String, String> writeHealthy = Map.of("pg1", "UP", "pg2", "DOWN", "pg3", "DOWN");
+    Map<String, String> readHealthy = Map.of("pg1", "DOWN", "pg2", "UP", "pg3", "UP");
+    awaitStates(haproxy, "pg_write", writeHealthy);
+    awaitStates(haproxy, "pg_read", readHealthy);
+    awaitRoute(write, "pgbouncer pg1");
+    Haproxy.StatRow replica = haproxy.stat("pg_write", "pg2");
+    // pgbeacon's reason is HTTP's reason phrase: HAProxy shows why.
+    assertEquals("L7STS", replica.checkStatus(), replica::toString);
+    assertEquals("critical: replica", replica.lastCheck(), replica::toString);
+
+    // A withdrawal (switchover requested): pg1 out of pg_write, no server for writes.
+    nodes.show(1, health(critical("switchover to pg2 requested"), wrongRole("master")));
+    awaitStates(haproxy, "pg_write", Map.of("pg1", "DOWN"));
+    awaitRoute(write, "");
+    nodes.primary(2);
+    awaitStates(haproxy, "pg_write", Map.of("pg1", "DOWN", "pg2", "UP", "pg3", "DOWN"));
+    awaitRoute(write, "pgbouncer pg2");
+
+    // pg2's pgbeacon (the primary's) and pg3's (a replica's) die together; their last answers do not stay.
+    for (Death death : Death.values()) {
+      long since = System.nanoTime();
+      nodes.kill(death, 2, 3);
+      awaitTakenOut(cfg, haproxy, death, "", since,
+          "pg_write/pg2", "pg_read/pg3");
+      awaitRoute(write, "");
+      awaitRoute(read, "pgbouncer pg1");
+      nodes.revive(2, 3);
+      awaitStates(haproxy, "pg_write", Map.of("pg1", "DOWN", "pg2", "UP", "pg3", "DOWN"));
+      awaitStates(haproxy, "pg_read", Map.of("pg1", "UP", "pg2", "DOWN", "pg3", "UP"));
+      awaitRoute(write, "pgbouncer pg2");
+    }
+  }
+
   /** Scenario A, the baseline: Patroni's /primary and /replica decide; the wrong role is DOWN, not parked. */
   @Test
   void aFollowsPatronisHealthEndpoints() throws Exception {
@@ -461,17 +506,19 @@ class HaproxyConfigsIT {
     private final Map<Integer, PatroniStub> patronis = new HashMap<>();
     private final int primaryView;
     private final int replicaView;
+    private final int http;
 
     Nodes() throws Exception {
       closing((AutoCloseable) this::stopAgents);
       for (int n = 1; n <= 3; n++) {
         shown.put(n, starting());
       }
-      agents.put(1, startAgent(1, 0, 0)); // free ports, which the other nodes take too
+      agents.put(1, startAgent(1, 0, 0, 0)); // free ports, which the other nodes take too
       primaryView = agents.get(1).ports().get(0);
       replicaView = agents.get(1).ports().get(1);
+      http = agents.get(1).httpPort();
       for (int n = 2; n <= 3; n++) {
-        agents.put(n, startAgent(n, primaryView, replicaView));
+        agents.put(n, startAgent(n, primaryView, replicaView, http));
       }
       for (int n = 1; n <= 3; n++) {
         String address = address(n);
@@ -485,11 +532,11 @@ class HaproxyConfigsIT {
       return "127.0.0.1" + n;
     }
 
-    private InProcessAgent startAgent(int n, int primaryPort, int replicaPort) {
+    private InProcessAgent startAgent(int n, int primaryPort, int replicaPort, int httpPort) {
       try {
         return InProcessAgent.start("agent: {listen: [{address: " + address(n) + ", port: " + primaryPort
-            + ", view: primary}, {address: " + address(n) + ", port: " + replicaPort + ", view: replica}]}",
-            shown.get(n));
+            + ", view: primary}, {address: " + address(n) + ", port: " + replicaPort + ", view: replica}]}\n"
+            + "http: {address: " + address(n) + ", port: " + httpPort + "}", shown.get(n));
       } catch (Exception e) {
         throw new IllegalStateException("pgbeacon agent of pg" + n, e);
       }
@@ -508,7 +555,8 @@ class HaproxyConfigsIT {
       for (int n : ns) {
         agents.remove(n).close();
         if (death == Death.HUNG) {
-          hung.put(n, List.of(TcpStub.silent(address(n), primaryView), TcpStub.silent(address(n), replicaView)));
+          hung.put(n, List.of(TcpStub.silent(address(n), primaryView), TcpStub.silent(address(n), replicaView),
+              TcpStub.silent(address(n), http)));
         }
       }
     }
@@ -518,7 +566,7 @@ class HaproxyConfigsIT {
       for (int n : ns) {
         hung.getOrDefault(n, List.of()).forEach(TcpStub::stop);
         hung.remove(n);
-        agents.put(n, startAgent(n, primaryView, replicaView));
+        agents.put(n, startAgent(n, primaryView, replicaView, http));
       }
     }
 
@@ -549,7 +597,7 @@ class HaproxyConfigsIT {
     /** The documented topology's ports of node n → this node's stand-ins. */
     Map<Integer, Integer> ports(int n) {
       return Map.of(5432, postgres.get(n).port(), 6432, pgbouncers.get(n).port(), 8008, patronis.get(n).port(),
-          5480, primaryView, 5481, replicaView);
+          5480, primaryView, 5481, replicaView, 8009, http);
     }
   }
 
@@ -623,6 +671,12 @@ class HaproxyConfigsIT {
   }
 
   static void awaitTakenOut(HaproxyConfig cfg, Haproxy haproxy, Death death, long since, String... servers) {
+    awaitTakenOut(cfg, haproxy, death, death.failedStep, since, servers);
+  }
+
+  /** As above; {@code failedStep}: how HAProxy's message on the failed check ends. */
+  static void awaitTakenOut(HaproxyConfig cfg, Haproxy haproxy, Death death, String failedStep, long since,
+      String... servers) {
     Map<String, Haproxy.StatRow> down = new TreeMap<>();
     Map<String, Duration> took = new TreeMap<>();
     Await.until(List.of(servers) + " DOWN after pgbeacon " + death, death.bound.plus(SLACK), () -> {
@@ -641,7 +695,7 @@ class HaproxyConfigsIT {
       System.out.printf("%s: %s DOWN %d ms after pgbeacon %s (bound %d ms): %s%n", cfg, name,
           took.get(name).toMillis(), death, death.bound.toMillis(), row.lastCheck());
       assertEquals(death.checkStatus, row.checkStatus(), row::toString);
-      assertTrue(row.lastCheck().endsWith(death.failedStep), row::toString);
+      assertTrue(row.lastCheck().endsWith(failedStep), row::toString);
     });
   }
 

@@ -30,7 +30,7 @@ public final class LabHaproxies implements AutoCloseable {
         for (String node : lab.nodeNames()) {
           config.node(lab.index(node), lab.address(node), Map.of(6432, lab.port(node, "PGBOUNCER"), 5432,
               lab.port(node, "PG"), 8008, lab.port(node, "REST"), 5480, lab.port(node, "AGENT_PRIMARY"), 5481,
-              lab.port(node, "AGENT_REPLICA")));
+              lab.port(node, "AGENT_REPLICA"), 8009, lab.port(node, "PGBEACON_HTTP")));
         }
         Path sub = Files.createDirectories(dir.resolve(name.replace(".cfg", "")));
         Path written = config.write(sub);
