@@ -105,12 +105,19 @@ public final class DcsWatch {
     this.listener = listener;
     for (String which : List.of("leader", "failover")) {
       Supplier<WatchState> state = () -> which.equals("leader") ? leaderState : failoverState;
-      metrics.gauge("pgbeacon.dcs.watch.up", "1 while the watch of Patroni's key reads, 0 while it fails or"
-          + " is off", null, Tags.of("key", which), () -> state.get().reading() ? 1 : 0);
+      // NaN, not 0, while a watch is off or has not answered yet: an alert on "== 0" then means failing reads only
+      // (NaN compares false), and a node whose config turns the watch off never looks like one whose watch fails.
+      metrics.gauge("pgbeacon.dcs.watch.up", "1 while the watch of Patroni's key reads, 0 while it fails, NaN while"
+          + " it is off or has not answered yet", null, Tags.of("key", which), () -> up(state.get()));
       metrics.gauge("pgbeacon.dcs.watch.last.change.timestamp", "when the watched key last changed (Unix time)",
           "seconds", Tags.of("key", which),
           () -> state.get().changedAt().map(t -> t.toEpochMilli() / 1000.0).orElse(Double.NaN));
     }
+  }
+
+  /** The up gauge of one watch: 1 reading, 0 failing, NaN idle (off, or started and not answered yet). */
+  static double up(WatchState state) {
+    return state.reading() ? 1 : state.error().isPresent() ? 0 : Double.NaN;
   }
 
   /** The leader-key watch and the failover-key watch as they are now; any thread. */

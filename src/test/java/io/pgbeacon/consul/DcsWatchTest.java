@@ -8,6 +8,7 @@ import io.pgbeacon.config.Config;
 import io.pgbeacon.health.DcsLeader;
 import io.pgbeacon.health.Status;
 import io.pgbeacon.health.TimeSource;
+import io.pgbeacon.metrics.Metrics;
 import io.pgbeacon.patroni.PatroniReading;
 import io.pgbeacon.patroni.PatroniStatus;
 import io.pgbeacon.patroni.Role;
@@ -104,6 +105,29 @@ class DcsWatchTest {
     assertTrue(leader().switchingAwayFrom(Optional.of("node1"), Instant.now()));
   }
 
+  @Test
+  void theUpGaugeIsZeroOnlyWhileReadsFail() {
+    DcsWatch.WatchState idle = DcsWatch.WatchState.idle(LEADER);
+    assertTrue(Double.isNaN(DcsWatch.up(idle)), "off, or not answered yet: no alert on == 0 may fire");
+    DcsWatch.WatchState read = idle.read(Optional.of("node1"), true, Instant.now());
+    assertEquals(1, DcsWatch.up(read));
+    DcsWatch.WatchState failing = read.failed("Consul unreachable");
+    assertEquals(0, DcsWatch.up(failing));
+    assertEquals(1, DcsWatch.up(failing.read(Optional.of("node1"), false, Instant.now())));
+    assertEquals(0, DcsWatch.up(idle.failed("Consul unreachable")), "failing from the first read is failing");
+  }
+
+  @Test
+  void aWatchTurnedOffExportsNaNNotZero() {
+    Metrics metrics = new Metrics("test", Optional.of("node1"));
+    start(Config.LeaderKey.OFF, metrics);
+    String scrape = metrics.scrape("text/plain; version=0.0.4; charset=utf-8");
+    for (String key : List.of("leader", "failover")) {
+      assertTrue(scrape.lines().anyMatch(l -> l.startsWith("pgbeacon_dcs_watch_up{") && l.contains("key=\"" + key
+          + "\"") && l.endsWith(" NaN")), scrape);
+    }
+  }
+
   private DcsLeader leader() {
     AtomicReference<DcsLeader> read = new AtomicReference<>();
     vertx.runOnContext(v -> read.set(watch.leader()));
@@ -111,6 +135,10 @@ class DcsWatchTest {
   }
 
   private void start(Config.LeaderKey key) {
+    start(key, Metrics.none());
+  }
+
+  private void start(Config.LeaderKey key, Metrics metrics) {
     vertx.runOnContext(v -> {
       watch = new DcsWatch(vertx, consul, key, TimeSource.SYSTEM, () -> Optional.of("node1"),
           new DcsWatch.Listener() {
@@ -123,7 +151,7 @@ class DcsWatchTest {
             public void watchesAnswered() {
               heard.add("answered");
             }
-          }, io.pgbeacon.metrics.Metrics.none());
+          }, metrics);
       watch.startOnce(primaryOf("demo"));
     });
     Await.until("the watch started", SOON, () -> watch != null, started -> started);
