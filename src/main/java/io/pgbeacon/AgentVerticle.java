@@ -21,6 +21,7 @@ final class AgentVerticle extends VerticleBase {
 
   private final Metrics metrics;
   private volatile boolean listening;
+  private volatile String loop;
 
   /** Replies not counted: for tests and tools. */
   AgentVerticle(Config.Agent config, ReplyBoard board) {
@@ -38,8 +39,14 @@ final class AgentVerticle extends VerticleBase {
     return listening;
   }
 
+  /** The event-loop thread the listeners run on, once started. */
+  String loop() {
+    return loop;
+  }
+
   @Override
   public Future<?> start() {
+    loop = Thread.currentThread().getName();
     List<Future<Integer>> started = new ArrayList<>();
     for (int i = 0; i < config.listen().size(); i++) {
       Config.Listener listener = config.listen().get(i);

@@ -21,6 +21,7 @@ final class HttpVerticle extends VerticleBase {
   private final Freshness freshness;
   private StatusServer server;
   private int port;
+  private volatile String loop;
 
   HttpVerticle(Config config, StatusSource source, Metrics metrics, String version, Freshness freshness) {
     this.config = config;
@@ -30,8 +31,14 @@ final class HttpVerticle extends VerticleBase {
     this.freshness = freshness;
   }
 
+  /** The event-loop thread the endpoints run on, once started. */
+  String loop() {
+    return loop;
+  }
+
   @Override
   public Future<?> start() {
+    loop = Thread.currentThread().getName();
     Config.Http http = config.http().orElseThrow();
     server = new StatusServer(vertx, config, source, metrics, freshness, TimeSource.SYSTEM, version);
     // A port taken since the preflight tried it is a config problem: exit 2, naming the key.

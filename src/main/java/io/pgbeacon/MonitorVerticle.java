@@ -49,6 +49,7 @@ final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
   private final TimeSource time;
   private final Observations seen;
   private final VerdictLog verdicts;
+  private volatile String loop;
   private final Metrics metrics;
 
   private PatroniClient patroni;
@@ -74,8 +75,14 @@ final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
     this.verdicts = new VerdictLog(config.patroni().url(), metrics, time);
   }
 
+  /** The event-loop thread the poll loop runs on, once started. */
+  String loop() {
+    return loop;
+  }
+
   @Override
   public Future<?> start() {
+    loop = Thread.currentThread().getName();
     patroni = new PatroniClient(vertx, config.patroni(), metrics);
     registrar = new ConsulRegistrar(vertx, consul, config, version, Freshness.of(config), time, metrics);
     gate = new PrimaryGate(config.consul().timeout(), time);

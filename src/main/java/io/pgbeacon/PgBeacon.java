@@ -14,10 +14,13 @@ import io.pgbeacon.http.StatusSource;
 import io.pgbeacon.metrics.Metrics;
 import io.pgbeacon.health.TimeSource;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
-import java.util.EnumSet;
 import java.time.Instant;
+import java.util.EnumSet;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -88,22 +91,34 @@ public final class PgBeacon {
     agent = new AgentVerticle(config.agent(), board, metrics);
     monitor = new MonitorVerticle(config, board, consulAgents.apply(config.consul(), metrics), version,
         TimeSource.SYSTEM, metrics);
-    // In this order: each gets an event loop of its own (newVertx has three), the agent ports first.
+    // Vert.x hands out its event loops in turn, to every context made. Deployed from a context of its own (from a
+    // thread outside Vert.x each deployment would make one more for its caller), in this order, the agent ports,
+    // the HTTP endpoints and the monitor each take a loop of their own; the start's context and whatever the
+    // monitor's clients make for themselves (Vert.x's HTTP client makes one) share the fourth.
+    Promise<Void> started = Promise.promise();
+    vertx.getOrCreateContext().runOnContext(v -> deploy().onComplete(started));
+    return started.future();
+  }
+
+  private Future<Void> deploy() {
     return deployAgent(vertx, agent)
         .compose(id -> {
           agentId = id;
-          return vertx.deployVerticle(monitor);
-        })
-        .compose(id -> {
-          monitorId = id;
           if (config.http().isEmpty()) {
             return Future.succeededFuture((String) null);
           }
           http = new HttpVerticle(config, status(), metrics, version, Freshness.of(config));
           return vertx.deployVerticle(http);
         })
-        .map(id -> {
+        .compose(id -> {
           httpId = id;
+          return vertx.deployVerticle(monitor);
+        })
+        .map(id -> {
+          monitorId = id;
+          if (new HashSet<>(eventLoops().values()).size() < eventLoops().size()) {
+            log.warn("event loops shared: {} (a slow scrape may delay agent replies)", eventLoops());
+          }
           synchronized (this) {
             if (state == State.STARTING) {
               move(State.RUNNING);
@@ -113,13 +128,24 @@ public final class PgBeacon {
         });
   }
 
+  /** The event-loop thread of each part, once started: "agent", "monitor", "http" (when on). */
+  public Map<String, String> eventLoops() {
+    Map<String, String> loops = new LinkedHashMap<>();
+    loops.put("agent", agent.loop());
+    loops.put("monitor", monitor.loop());
+    if (http != null) {
+      loops.put("http", http.loop());
+    }
+    return loops;
+  }
+
   /**
    * The daemon's Vert.x: a small fixed pool, sized for a sidecar, on Linux's epoll transport when it loads, else
    * on the JDK's. Epoll lets the agent ports cork each reply with its FIN (AgentServer): about a quarter less
    * server CPU per agent check (scripts/bench-agent.sh).
    */
   static Vertx newVertx() {
-    return Vertx.vertx(new VertxOptions().setEventLoopPoolSize(3).setWorkerPoolSize(4)
+    return Vertx.vertx(new VertxOptions().setEventLoopPoolSize(4).setWorkerPoolSize(4)
         .setPreferNativeTransport(true));
   }
 

@@ -21,6 +21,7 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.HashSet;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -93,6 +94,14 @@ class HttpEndpointsIT {
     if (unlabelled.find()) {
       throw new AssertionError("a series without node=\"node1\": " + unlabelled.group());
     }
+  }
+
+  @Test
+  void theAgentPortsTheMonitorAndTheEndpointsEachHaveAnEventLoop() {
+    // A scrape (about 2 ms of CPU) must never wait in line with agent replies or a verdict.
+    Map<String, String> loops = beacon.eventLoops();
+    assertEquals(3, loops.size(), loops.toString());
+    assertEquals(3, new HashSet<>(loops.values()).size(), "each on its own: " + loops);
   }
 
   @Test
