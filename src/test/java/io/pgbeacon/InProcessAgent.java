@@ -7,6 +7,7 @@ import io.pgbeacon.config.ConfigLoader;
 import io.pgbeacon.health.Freshness;
 import io.pgbeacon.health.NodeHealth;
 import io.pgbeacon.health.TimeSource;
+import io.pgbeacon.metrics.Metrics;
 import io.vertx.core.Vertx;
 import java.util.List;
 import java.util.Map;
@@ -36,10 +37,15 @@ public final class InProcessAgent implements AutoCloseable {
    * matters.
    */
   public static InProcessAgent start(String yaml, NodeHealth health) throws Exception {
+    return start(yaml, health, null);
+  }
+
+  /** As {@link #start(String, NodeHealth)}, counting every reply in {@code metrics} as the daemon does; null: not. */
+  public static InProcessAgent start(String yaml, NodeHealth health, Metrics metrics) throws Exception {
     Config config = ConfigLoader.parse(yaml, ConfigLoader.Overrides.none(), Map.of());
     Vertx vertx = PgBeacon.newVertx();
     ReplyBoard board = new ReplyBoard(health, ReplyPolicy.of(config), Freshness.UNBOUNDED, TimeSource.SYSTEM);
-    AgentVerticle verticle = new AgentVerticle(config.agent(), board);
+    AgentVerticle verticle = new AgentVerticle(config.agent(), board, metrics);
     try {
       PgBeacon.deployAgent(vertx, verticle).toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
     } catch (Exception e) {
