@@ -7,7 +7,10 @@ import io.pgbeacon.config.ConfigSummary;
 import io.pgbeacon.config.Preflight;
 import io.pgbeacon.config.Units;
 import io.pgbeacon.health.Status;
+import io.pgbeacon.http.StatusClient;
+import io.pgbeacon.http.StatusReport;
 import java.io.PrintWriter;
+import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -22,12 +25,13 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * {@code pgbeacon run|validate|check}; exit 2 on bad config (one line per problem), 1 on a failed start.
- * {@code check} exits 0, 1 or 2 for passing, warning, critical — and a bad config is critical.
+ * {@code pgbeacon run|validate|check|status}; exit 2 on bad config (one line per problem), 1 on a failed start.
+ * {@code check} exits 0, 1 or 2 for passing, warning, critical — and a bad config is critical. {@code status} exits
+ * 1 when the daemon cannot be asked.
  */
 @Command(name = "pgbeacon", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
     description = "Publishes Patroni + PgBouncer health as Consul TTL services and an HAProxy agent-check port.",
-    subcommands = {Main.Run.class, Main.Validate.class, Main.Check.class})
+    subcommands = {Main.Run.class, Main.Validate.class, Main.Check.class, Main.StatusCommand.class})
 public final class Main implements Callable<Integer> {
 
   static final int CONFIG_ERROR = 2;
@@ -224,6 +228,79 @@ public final class Main implements Callable<Integer> {
       out.println(line);
       out.flush();
       return Status.CRITICAL.exitCode();
+    }
+  }
+
+  @Command(name = "status", mixinStandardHelpOptions = true, sortOptions = false,
+      description = {"Asks the running pgbeacon for its status (GET /status) and prints it for a person.",
+          "The node; each view's verdict, its reason, since when, how old its observations; the last Patroni and"
+          + " PgBouncer reads; the DCS watches; the last push of each Consul check. Asks the config's http listener"
+          + " (a wildcard address on loopback) unless --url says where.",
+          "Exits 0 when printed, 1 when the daemon cannot be asked or gives no status, 2 for a bad config or"
+          + " http: off."})
+  static final class StatusCommand implements Callable<Integer> {
+    /** Connect, request and body together: the daemon answers /status from memory, at once. */
+    static final Duration DEADLINE = Duration.ofSeconds(2);
+
+    @CommandLine.Mixin ConfigOptions options;
+
+    @Option(names = "--url", paramLabel = "URL",
+        description = "where to ask, e.g. http://10.0.0.11:8009 (default: the config's http address and port)")
+    Optional<String> url;
+
+    @Option(names = "--json", description = "print /status's JSON as the daemon sent it")
+    boolean json;
+
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+      PrintWriter err = spec.commandLine().getErr();
+      Config config = options.load(err);
+      if (config == null) {
+        return CONFIG_ERROR;
+      }
+      URI where;
+      try {
+        where = url.isPresent() ? StatusClient.url(url.get()) : configured(config, err);
+      } catch (IllegalArgumentException e) {
+        err.println("pgbeacon: --url: " + e.getMessage() + " (got " + url.orElse("") + ")");
+        err.flush();
+        return CONFIG_ERROR;
+      }
+      if (where == null) {
+        return CONFIG_ERROR;
+      }
+      StatusClient.Answer answer;
+      try {
+        answer = StatusClient.fetch(where, DEADLINE);
+      } catch (StatusClient.NoStatus e) {
+        err.println("pgbeacon: " + e.getMessage());
+        err.flush();
+        return 1;
+      }
+      PrintWriter out = spec.commandLine().getOut();
+      if (json) {
+        out.println(answer.body().stripTrailing());
+      } else {
+        StatusReport.lines(answer.json()).forEach(out::println);
+      }
+      out.flush();
+      return 0;
+    }
+
+    /** The config's http listener as a URL, or null after saying why there is none to ask. */
+    private URI configured(Config config, PrintWriter err) {
+      if (config.http().isEmpty()) {
+        err.println("pgbeacon: http is off in " + options.file + "; nothing to ask (or give --url)");
+      } else if (config.http().get().port() == 0) {
+        err.println("pgbeacon: http.port is 0 in " + options.file + ": the daemon listens on a free port of its"
+            + " choosing; give --url");
+      } else {
+        return StatusClient.url(config.http().get());
+      }
+      err.flush();
+      return null;
     }
   }
 

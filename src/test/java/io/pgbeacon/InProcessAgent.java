@@ -47,10 +47,15 @@ public final class InProcessAgent implements AutoCloseable {
    * matters. Without an {@code http} block there is no HTTP listener (not the daemon's default one).
    */
   public static InProcessAgent start(String yaml, NodeHealth health) throws Exception {
+    return start(yaml, health, null);
+  }
+
+  /** As {@link #start(String, NodeHealth)}, counting every reply in {@code metrics} as the daemon does; null: not. */
+  public static InProcessAgent start(String yaml, NodeHealth health, Metrics metrics) throws Exception {
     Config config = ConfigLoader.parse(yaml, ConfigLoader.Overrides.none(), Map.of());
     Vertx vertx = PgBeacon.newVertx();
     ReplyBoard board = new ReplyBoard(health, ReplyPolicy.of(config), Freshness.UNBOUNDED, TimeSource.SYSTEM);
-    AgentVerticle verticle = new AgentVerticle(config.agent(), board);
+    AgentVerticle verticle = new AgentVerticle(config.agent(), board, metrics);
     HttpVerticle http = yaml.contains("http:") && config.http().isPresent()
         ? new HttpVerticle(config, new BoardSource(board), Metrics.none(), "test",
         Freshness.UNBOUNDED) : null;

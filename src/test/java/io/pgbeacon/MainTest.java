@@ -43,4 +43,42 @@ class MainTest {
     assertTrue(out.toString().contains("agent replies: wrong role maint, past max-lag down, replica weight 100% up to"
         + " 12MB lag, 25% at 16MB, maxconn primary 200, read-timeout 1s"), out.toString());
   }
+
+  @Test
+  void statusWithHttpOffHasNothingToAsk() throws Exception {
+    Path file = Files.writeString(dir.resolve("off.yml"), "http: off\n");
+    StringWriter out = new StringWriter();
+    StringWriter err = new StringWriter();
+    int exit = Main.execute(new PrintWriter(out, true), new PrintWriter(err, true), "status", "--config",
+        file.toString());
+    assertEquals(2, exit);
+    assertEquals("", out.toString());
+    assertEquals("pgbeacon: http is off in " + file + "; nothing to ask (or give --url)\n", err.toString());
+  }
+
+  @Test
+  void statusOfABadConfigExitsTwoWithItsProblems() throws Exception {
+    Path file = Files.writeString(dir.resolve("bad.yml"), "http: {port: 70000}\n");
+    StringWriter err = new StringWriter();
+    int exit = Main.execute(new PrintWriter(new StringWriter(), true), new PrintWriter(err, true), "status",
+        "--config", file.toString());
+    assertEquals(2, exit);
+    assertTrue(err.toString().startsWith("pgbeacon: invalid configuration in " + file + ":\n  - http.port: "),
+        err.toString());
+  }
+
+  @Test
+  void statusRefusesAUrlItCannotAskAndAPortChosenAtStart() throws Exception {
+    Path file = Files.writeString(dir.resolve("ok.yml"), "http: {port: 0}\n");
+    StringWriter err = new StringWriter();
+    assertEquals(2, Main.execute(new PrintWriter(new StringWriter(), true), new PrintWriter(err, true), "status",
+        "--config", file.toString()));
+    assertEquals("pgbeacon: http.port is 0 in " + file + ": the daemon listens on a free port of its choosing;"
+        + " give --url\n", err.toString());
+
+    err = new StringWriter();
+    assertEquals(2, Main.execute(new PrintWriter(new StringWriter(), true), new PrintWriter(err, true), "status",
+        "--config", file.toString(), "--url", "10.0.0.11:8009"));
+    assertEquals("pgbeacon: --url: must be a URL like http://host:port (got 10.0.0.11:8009)\n", err.toString());
+  }
 }

@@ -79,6 +79,7 @@ public final class StatusServer {
   private void handle(HttpServerRequest request) {
     HttpMethod method = request.method();
     if (method != HttpMethod.GET && method != HttpMethod.HEAD && method != HttpMethod.OPTIONS) {
+      request.response().putHeader("Allow", "GET, HEAD, OPTIONS"); // a 405 must say what is allowed (RFC 9110)
       answer(request, 405, "text/plain; charset=utf-8", "GET, HEAD or OPTIONS\n");
       return;
     }

@@ -6,6 +6,7 @@ import io.pgbeacon.InProcessAgent;
 import io.pgbeacon.health.NodeHealth;
 import io.pgbeacon.health.Status;
 import io.pgbeacon.health.Verdict;
+import io.pgbeacon.metrics.Metrics;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.lang.management.ThreadMXBean;
@@ -40,6 +41,12 @@ import java.util.OptionalLong;
  * <p>Run: {@code scripts/bench-agent.sh [--seconds 3] [--warmup 3] [--clients 1,8,64] [--host H --port P [--send
  * primary]] [--fin] [--timeout-ms 1000]}. Not a test: it prints figures and whether the goal at 8 clients (20 000
  * replies/s, p99 at most 2 ms, no errors) was met; {@code --strict} exits 1 when it was not.
+ *
+ * <p>{@code --compare-counting [--pairs 6]} measures what the daemon's reply counter ({@code
+ * pgbeacon_agent_replies_total}) costs: two in-process agents with a {@code view: primary} listener each, one whose
+ * replies are not counted and one counting them in a {@link Metrics} registry as the daemon does, loaded by turns
+ * (off, on, off, on, …) at 8 clients (or {@code --clients}) so that a machine whose load drifts shifts both alike.
+ * It prints each pair side by side, the difference in %, the medians, and the replies the counter saw.
  */
 public final class AgentBenchmark {
 
@@ -62,6 +69,9 @@ public final class AgentBenchmark {
 
   private static int run(Options options) throws Exception {
     System.out.println(machine());
+    if (options.compareCounting) {
+      return compareCounting(options);
+    }
     List<Target> targets = new ArrayList<>();
     InProcessAgent agent = null;
     try {
@@ -117,8 +127,105 @@ public final class AgentBenchmark {
     }
   }
 
+  /** Counting off and on by turns; see the class comment. */
+  private static int compareCounting(Options options) throws Exception {
+    String yaml = "agent: {listen: [{address: 127.0.0.1, port: 0, view: primary}]}";
+    Metrics metrics = new Metrics("bench", Optional.of("bench1"));
+    try (InProcessAgent off = InProcessAgent.start(yaml, primaryNode());
+        InProcessAgent on = InProcessAgent.start(yaml, primaryNode(), metrics)) {
+      byte[] expected = once("127.0.0.1", off.ports().get(0), null);
+      if (!Arrays.equals(expected, once("127.0.0.1", on.ports().get(0), null))) {
+        throw new IllegalStateException("the two agents answer differently");
+      }
+      System.out.println("server: two pgbeacon AgentVerticles in this JVM, Vert.x transport "
+          + (off.nativeTransport() ? "native epoll" : "JDK NIO") + "; reply: "
+          + new String(expected, StandardCharsets.US_ASCII).strip());
+      Target[] targets = {new Target("counting off", "127.0.0.1", off.ports().get(0), null, expected),
+          new Target("counting on", "127.0.0.1", on.ports().get(0), null, expected)};
+      System.out.printf(Locale.ROOT, "client: close with RST, %d s per run after %d s warm-up of each, %d pairs"
+          + " (off, on), connect/read timeout %d ms%n", options.seconds, options.warmup, options.pairs,
+          options.timeoutMs);
+      System.out.println("srv cpu: CPU of all but the client threads per reply (server, GC, JIT); alloc: heap bytes"
+          + " they allocated per reply");
+      long measuredOn = 0;
+      for (int clients : options.clients) {
+        System.out.println();
+        System.out.printf(Locale.ROOT, "== %d clients, view: primary listener (load average before: %s)%n", clients,
+            load());
+        for (Target t : targets) {
+          run(t, options, clients, options.warmup * 1000L);
+        }
+        System.out.println(PAIR_HEADER);
+        List<Result> offs = new ArrayList<>();
+        List<Result> ons = new ArrayList<>();
+        for (int pair = 1; pair <= options.pairs; pair++) {
+          Result a = run(targets[0], options, clients, options.seconds * 1000L);
+          Result b = run(targets[1], options, clients, options.seconds * 1000L);
+          offs.add(a);
+          ons.add(b);
+          measuredOn += b.sorted().length;
+          System.out.println(pairRow(Integer.toString(pair), a.rate(), a.percentileMs(0.5), a.percentileMs(0.99),
+              a.restCpuMicros(), a.restAllocPerReply(), b.rate(), b.percentileMs(0.5), b.percentileMs(0.99),
+              b.restCpuMicros(), b.restAllocPerReply()));
+          for (Result r : List.of(a, b)) {
+            if (r.errors() > 0) {
+              System.out.println("     errors: " + r.errors() + ", first: " + r.firstProblem());
+            }
+          }
+        }
+        System.out.println(pairRow("median", median(offs, Result::rate), median(offs, r -> r.percentileMs(0.5)),
+            median(offs, r -> r.percentileMs(0.99)), median(offs, Result::restCpuMicros),
+            median(offs, Result::restAllocPerReply), median(ons, Result::rate), median(ons, r -> r.percentileMs(0.5)),
+            median(ons, r -> r.percentileMs(0.99)), median(ons, Result::restCpuMicros),
+            median(ons, Result::restAllocPerReply)));
+        double[] rateDiffs = new double[offs.size()];
+        for (int i = 0; i < rateDiffs.length; i++) {
+          rateDiffs[i] = percent(offs.get(i).rate(), ons.get(i).rate());
+        }
+        Arrays.sort(rateDiffs);
+        System.out.printf(Locale.ROOT, "   replies/s, on vs off, pair by pair: %+.1f%% .. %+.1f%% (median %+.1f%%):"
+            + " the spread is the noise a difference must exceed%n", rateDiffs[0], rateDiffs[rateDiffs.length - 1],
+            rateDiffs[rateDiffs.length / 2]);
+      }
+      System.out.printf(Locale.ROOT, "%ncounted by the on agent: %d replies (warm-ups included); measured in its"
+          + " windows: %d%n", countedReplies(metrics), measuredOn);
+      return 0;
+    }
+  }
+
+  static final String PAIR_HEADER = String.format(Locale.ROOT,
+      "%-6s | %-44s | %-44s | %s", "pair", "counting off: replies/s p50 p99 srv-cpu alloc",
+      "counting on: replies/s p50 p99 srv-cpu alloc", "on vs off: replies/s p50 p99");
+
+  private static String pairRow(String label, double offRate, double offP50, double offP99, double offCpu,
+      double offAlloc, double onRate, double onP50, double onP99, double onCpu, double onAlloc) {
+    return String.format(Locale.ROOT, "%-6s | %9.0f %6.3f %6.3f ms %5.1f us %5.0f B | %9.0f %6.3f %6.3f ms %5.1f us"
+        + " %5.0f B | %+6.1f%% %+6.1f%% %+6.1f%%", label, offRate, offP50, offP99, offCpu, offAlloc, onRate, onP50,
+        onP99, onCpu, onAlloc, percent(offRate, onRate), percent(offP50, onP50), percent(offP99, onP99));
+  }
+
+  private static double percent(double off, double on) {
+    return (on - off) / off * 100;
+  }
+
+  private static double median(List<Result> results, java.util.function.ToDoubleFunction<Result> figure) {
+    double[] v = results.stream().mapToDouble(figure).sorted().toArray();
+    return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  }
+
+  /** The sum of pgbeacon_agent_replies_total over its series, as a scrape shows it. */
+  private static long countedReplies(Metrics metrics) {
+    double sum = 0;
+    for (String line : metrics.scrape("text/plain; version=0.0.4; charset=utf-8").split("\n")) {
+      if (line.startsWith("pgbeacon_agent_replies_total{")) {
+        sum += Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+      }
+    }
+    return (long) sum;
+  }
+
   /** One exchange, for the reference reply. */
-  private static byte[] once(String host, int port, String send) throws IOException {
+  static byte[] once(String host, int port, String send) throws IOException {
     try (Socket socket = new Socket()) {
       socket.connect(new InetSocketAddress(host, port), 2000);
       socket.setSoTimeout(2000);
@@ -185,6 +292,7 @@ public final class AgentBenchmark {
     Thread.sleep(Math.min(300, millis / 4)); // every client connected and running before the window opens
     long processCpu0 = PROCESS.getProcessCpuTime();
     long clientCpu0 = cpu(threads);
+    long restAlloc0 = allocatedByOthers(threads);
     window.start = System.nanoTime();
     window.open = true;
     Thread.sleep(millis);
@@ -192,16 +300,37 @@ public final class AgentBenchmark {
     window.end = System.nanoTime();
     long processCpu = PROCESS.getProcessCpuTime() - processCpu0;
     long clientCpu = cpu(threads) - clientCpu0;
+    long restAlloc = allocatedByOthers(threads) - restAlloc0;
     window.stop = true;
     for (Thread t : threads) {
       t.join(options.timeoutMs * 3L);
     }
-    return Result.merge(clients, (window.end - window.start) / 1e9, workers, clientCpu, processCpu - clientCpu);
+    return Result.merge(clients, (window.end - window.start) / 1e9, workers, clientCpu, processCpu - clientCpu,
+        restAlloc);
   }
 
   private static final com.sun.management.OperatingSystemMXBean PROCESS =
       (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
   private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
+  private static final com.sun.management.ThreadMXBean ALLOCATION =
+      (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+
+  /** Heap bytes allocated so far by every live thread but {@code clients}: the in-process server's, mostly. */
+  private static long allocatedByOthers(Thread[] clients) {
+    long[] ids = ALLOCATION.getAllThreadIds();
+    long[] bytes = ALLOCATION.getThreadAllocatedBytes(ids);
+    long sum = 0;
+    outer:
+    for (int i = 0; i < ids.length; i++) {
+      for (Thread c : clients) {
+        if (c.getId() == ids[i]) {
+          continue outer;
+        }
+      }
+      sum += Math.max(0, bytes[i]);
+    }
+    return sum;
+  }
 
   /** CPU time (user + system, ns) of the client threads so far. */
   private static long cpu(Thread[] threads) {
@@ -373,13 +502,14 @@ public final class AgentBenchmark {
    * threads', and the rest (the in-process server's event loops, GC, JIT; ~0 against a remote target).
    */
   record Result(int clients, double seconds, long[] sorted, long refused, long timeouts, long bad, long other,
-      String firstProblem, String sampleReply, long clientCpuNanos, long restCpuNanos) {
+      String firstProblem, String sampleReply, long clientCpuNanos, long restCpuNanos, long restAllocBytes) {
 
     static final String HEADER = String.format(Locale.ROOT, "%8s %11s %8s %8s %8s %8s %7s %7s %5s %5s %11s %9s",
         "clients", "replies/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "refused", "timeout", "bad", "other",
         "client cpu", "rest cpu");
 
-    static Result merge(int clients, double seconds, Client[] workers, long clientCpu, long restCpu) {
+    static Result merge(int clients, double seconds, Client[] workers, long clientCpu, long restCpu,
+        long restAlloc) {
       int total = 0;
       for (Client c : workers) {
         total += c.count;
@@ -404,7 +534,8 @@ public final class AgentBenchmark {
             : new String(c.firstReply, StandardCharsets.US_ASCII).strip();
       }
       Arrays.sort(all);
-      return new Result(clients, seconds, all, refused, timeouts, bad, other, first, sample, clientCpu, restCpu);
+      return new Result(clients, seconds, all, refused, timeouts, bad, other, first, sample, clientCpu, restCpu,
+          restAlloc);
     }
 
     double rate() {
@@ -413,6 +544,16 @@ public final class AgentBenchmark {
 
     long errors() {
       return refused + timeouts + bad + other;
+    }
+
+    /** CPU (µs) of everything but the client threads, per reply. */
+    double restCpuMicros() {
+      return restCpuNanos / 1e3 / Math.max(1, sorted.length);
+    }
+
+    /** Heap bytes allocated by everything but the client threads, per reply. */
+    double restAllocPerReply() {
+      return (double) restAllocBytes / Math.max(1, sorted.length);
     }
 
     double percentileMs(double p) {
@@ -442,7 +583,8 @@ public final class AgentBenchmark {
 
   static final class Options {
     static final String USAGE = "usage: bench-agent.sh [--host H [--port P] [--send primary|replica]] [--seconds N]"
-        + " [--warmup N] [--clients 1,8,64] [--timeout-ms N] [--fin] [--strict]";
+        + " [--warmup N] [--clients 1,8,64] [--timeout-ms N] [--fin] [--strict]\n"
+        + "       bench-agent.sh --compare-counting [--pairs N] [--seconds N] [--warmup N] [--clients 8]";
     String host;
     int port = 5480;
     String send;
@@ -452,6 +594,9 @@ public final class AgentBenchmark {
     int[] clients = {1, 8, 64};
     boolean fin;
     boolean strict;
+    boolean compareCounting;
+    boolean clientsGiven;
+    int pairs = 6;
 
     static Options parse(String[] args) {
       Options o = new Options();
@@ -464,8 +609,13 @@ public final class AgentBenchmark {
           case "--seconds" -> o.seconds = Integer.parseInt(value(args, ++i, a));
           case "--warmup" -> o.warmup = Integer.parseInt(value(args, ++i, a));
           case "--timeout-ms" -> o.timeoutMs = Integer.parseInt(value(args, ++i, a));
-          case "--clients" -> o.clients = Arrays.stream(value(args, ++i, a).split(","))
-              .mapToInt(s -> Integer.parseInt(s.strip())).toArray();
+          case "--clients" -> {
+            o.clients = Arrays.stream(value(args, ++i, a).split(",")).mapToInt(s -> Integer.parseInt(s.strip()))
+                .toArray();
+            o.clientsGiven = true;
+          }
+          case "--compare-counting" -> o.compareCounting = true;
+          case "--pairs" -> o.pairs = Integer.parseInt(value(args, ++i, a));
           case "--fin" -> o.fin = true;
           case "--strict" -> o.strict = true;
           case "-h", "--help" -> {
@@ -477,6 +627,15 @@ public final class AgentBenchmark {
       }
       if (o.send != null && o.host == null) {
         throw new IllegalArgumentException("--send needs --host: in-process, both listener kinds are measured");
+      }
+      if (o.compareCounting && o.host != null) {
+        throw new IllegalArgumentException("--compare-counting runs in-process agents: no --host");
+      }
+      if (o.compareCounting && o.pairs < 3) {
+        throw new IllegalArgumentException("--pairs must be at least 3 (got " + o.pairs + ")");
+      }
+      if (o.compareCounting && !o.clientsGiven) {
+        o.clients = new int[] {GOAL_CLIENTS};
       }
       return o;
     }
