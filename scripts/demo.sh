@@ -338,7 +338,7 @@ show_pgbeacon() {
 }
 
 show_everything() {
-  section "Consul: the services pgbeacon registers (one TTL check each)"
+  section "Consul: the services pgbeacon registers (a verdict check and a liveness check each)"
   show_consul
   section "Consul DNS"
   show_dns
@@ -352,9 +352,14 @@ now_ms() { local t=${EPOCHREALTIME//[.,]/}; echo $((t / 1000)); }
 
 # One sample of Consul's passing checks: "<pgbeacon's passing primaries> <count> <Patroni's passing masters>".
 sample() {
-  consul_get /v1/health/state/passing | jq -r --arg scope "$SCOPE" --arg tag "$PRIMARY_TAG" '
-    ([.[] | select(.ServiceName == "patroni-primary") | .ServiceID | ltrimstr("patroni-primary-")] | sort) as $p
-    | [.[] | select(.ServiceName == $scope and (.ServiceTags // [] | index($tag)))] as $m
+  # A service passes when every check of it (pgbeacon's verdict and liveness checks) and of its node passes: what
+  # ?passing answers, for both services in one call.
+  consul_get /v1/health/state/any | jq -r --arg scope "$SCOPE" --arg tag "$PRIMARY_TAG" '
+    [.[] | select(.ServiceID == "" and .Status != "passing") | .Node] as $sick
+    | [group_by(.Node + "/" + .ServiceID)[] | select(.[0].ServiceID != "" and all(.Status == "passing"))
+       | .[0] | select(.Node as $n | $sick | index($n) | not)] as $up
+    | ([$up[] | select(.ServiceName == "patroni-primary") | .ServiceID | ltrimstr("patroni-primary-")] | sort) as $p
+    | [$up[] | select(.ServiceName == $scope and (.ServiceTags // [] | index($tag)))] as $m
     | "\($p | join(",") | if . == "" then "-" else . end) \($p | length) \($m | length)"'
 }
 
