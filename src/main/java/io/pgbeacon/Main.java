@@ -127,6 +127,12 @@ public final class Main implements Callable<Integer> {
       }
     }
 
+    /** The config file read again, as at start (same overrides, same environment): for a reload. */
+    Config reread() throws ConfigException {
+      return ConfigLoader.load(file, new ConfigLoader.Overrides(node, consulAddress),
+          ((Main) mixee.root().userObject()).env);
+    }
+
     /** As {@link #load}, and what only trying tells ({@link Preflight}): null after printing every problem. */
     Config loadAndTry(PrintWriter err, Preflight.Mode mode, List<String> notes) {
       Config config = load(err);
@@ -304,7 +310,8 @@ public final class Main implements Callable<Integer> {
     }
   }
 
-  @Command(name = "run", mixinStandardHelpOptions = true, description = "Runs the daemon until SIGTERM/SIGINT.")
+  @Command(name = "run", mixinStandardHelpOptions = true,
+      description = "Runs the daemon until SIGTERM/SIGINT; SIGHUP re-reads the config file and the token file.")
   static final class Run implements Callable<Integer> {
     @CommandLine.Mixin ConfigOptions options;
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -317,7 +324,9 @@ public final class Main implements Callable<Integer> {
       }
       org.slf4j.LoggerFactory.getLogger(Main.class).info("pgbeacon {}, {}: {}", version(), options.file,
           String.join("; ", ConfigSummary.lines(config)));
-      PgBeacon beacon = new PgBeacon(config, version());
+      PgBeacon beacon = new PgBeacon(config, version(), ((Main) spec.root().userObject()).env);
+      // Before the start: the JVM's own SIGHUP action is to exit. The handler only hands the reload to Vert.x.
+      sun.misc.Signal.handle(new sun.misc.Signal("HUP"), signal -> beacon.reload(options::reread));
       CountDownLatch exited = new CountDownLatch(1);
       Runtime.getRuntime().addShutdownHook(new Thread(() -> {
         try {

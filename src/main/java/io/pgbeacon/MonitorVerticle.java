@@ -223,6 +223,32 @@ final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
     registrar.publish(health);
   }
 
+  // ---- for a reload and systemd ----
+
+  /** Runs {@code work} on this verticle's loop, where every decision is made. */
+  <T> Future<T> onLoop(java.util.concurrent.Callable<T> work) {
+    io.vertx.core.Promise<T> done = io.vertx.core.Promise.promise();
+    context.runOnContext(v -> {
+      try {
+        done.complete(work.call());
+      } catch (Exception e) {
+        done.fail(e);
+      }
+    });
+    return done.future();
+  }
+
+  /** Decides with {@code next}'s thresholds from the next verdict on; call on this loop ({@link #onLoop}). */
+  void thresholds(Config next) {
+    seen.policy(HealthPolicy.of(next));
+  }
+
+  /** The verdict Consul was last sent, answered or not; null before the first sync. Any thread. */
+  NodeHealth synced() {
+    ConsulRegistrar r = registrar;
+    return r == null ? null : r.synced();
+  }
+
   // ---- for /status, from any thread ----
 
   Map<Config.View, Instant> since() {

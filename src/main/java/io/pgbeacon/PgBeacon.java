@@ -3,6 +3,9 @@ package io.pgbeacon;
 import io.pgbeacon.agent.ReplyBoard;
 import io.pgbeacon.agent.ReplyPolicy;
 import io.pgbeacon.config.Config;
+import io.pgbeacon.config.ConfigChanges;
+import io.pgbeacon.config.ConfigException;
+import io.pgbeacon.config.ConfigSummary;
 import io.pgbeacon.consul.ConsulAgent;
 import io.pgbeacon.consul.ConsulRegistrar;
 import io.pgbeacon.consul.DcsWatch;
@@ -13,6 +16,9 @@ import io.pgbeacon.health.Observations;
 import io.pgbeacon.http.StatusSource;
 import io.pgbeacon.metrics.Metrics;
 import io.pgbeacon.health.TimeSource;
+import io.pgbeacon.systemd.Heartbeat;
+import io.pgbeacon.systemd.SdNotify;
+import io.pgbeacon.systemd.ServiceNotifier;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
@@ -24,6 +30,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.BiFunction;
 import org.slf4j.Logger;
@@ -32,7 +39,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The running daemon: one Vert.x, the agent verticle (first, so HAProxy hears {@code down #starting} at once) and
  * the monitor verticle. {@link #stop()} is idempotent and makes both Consul checks critical (or deregisters them)
- * before the agent ports close.
+ * before the agent ports close. {@link #reload} applies what of a re-read config can change while running. Under
+ * systemd ({@code NOTIFY_SOCKET}) the {@link ServiceNotifier} reports each of these.
  */
 public final class PgBeacon {
 
@@ -54,12 +62,18 @@ public final class PgBeacon {
     }
   }
 
-  private final Config config;
+  /** The config in force: replaced by a reload (on the monitor's loop), read anywhere. */
+  private volatile Config config;
   private final String version;
   private final BiFunction<Config.Consul, Metrics, ConsulAgent> consulAgents;
   private final Vertx vertx;
   private final ReplyBoard board;
   private final Metrics metrics;
+  private final NodeHealth starting;
+  private final ServiceNotifier notifier;
+  private ConsulAgent consul;
+  /** Reloads run one after another, each after the previous one ended. */
+  private Future<Boolean> reloads = Future.succeededFuture(false);
   private State state = State.NEW;
   private String monitorId;
   private String agentId;
@@ -70,27 +84,47 @@ public final class PgBeacon {
   private CompletableFuture<Void> stopped;
 
   public PgBeacon(Config config, String version) {
-    this(config, version, EcwidConsulAgent::new);
+    this(config, version, System.getenv());
+  }
+
+  /** @param env where systemd's {@code NOTIFY_SOCKET}, {@code WATCHDOG_USEC} and {@code WATCHDOG_PID} are read */
+  public PgBeacon(Config config, String version, Map<String, String> env) {
+    this(config, version, EcwidConsulAgent::new, env);
   }
 
   PgBeacon(Config config, String version, BiFunction<Config.Consul, Metrics, ConsulAgent> consulAgents) {
+    this(config, version, consulAgents, Map.of());
+  }
+
+  PgBeacon(Config config, String version, BiFunction<Config.Consul, Metrics, ConsulAgent> consulAgents,
+      Map<String, String> env) {
     this.config = config;
     this.version = version;
     this.consulAgents = consulAgents;
     this.vertx = newVertx();
     Freshness freshness = Freshness.of(config);
-    this.board = new ReplyBoard(NodeHealth.starting(config.node(), TimeSource.SYSTEM.nanos()), ReplyPolicy.of(config),
-        freshness, TimeSource.SYSTEM);
+    this.starting = NodeHealth.starting(config.node(), TimeSource.SYSTEM.nanos());
+    this.board = new ReplyBoard(starting, ReplyPolicy.of(config), freshness, TimeSource.SYSTEM);
     this.metrics = new Metrics(version, config.node());
     VerdictMetrics.register(metrics, board::health, freshness, TimeSource.SYSTEM,
-        config.services().replica().maxLag());
+        () -> this.config.services().replica().maxLag());
+    this.notifier = new ServiceNotifier(vertx, SdNotify.fromEnvironment(env),
+        Heartbeat.watchdogInterval(env, ProcessHandle.current().pid()), board::health, this::firstVerdictOut,
+        freshness, TimeSource.SYSTEM);
+  }
+
+  /** The first verdict is on the board, and Consul was sent one at least as new (whether it answered or not). */
+  private boolean firstVerdictOut() {
+    MonitorVerticle m = monitor;
+    NodeHealth synced = m == null ? null : m.synced();
+    return board.health() != starting && synced != null && synced.observedAt() - starting.observedAt() > 0;
   }
 
   public synchronized Future<Void> start() {
     move(State.STARTING);
     agent = new AgentVerticle(config.agent(), board, metrics);
-    monitor = new MonitorVerticle(config, board, consulAgents.apply(config.consul(), metrics), version,
-        TimeSource.SYSTEM, metrics);
+    consul = consulAgents.apply(config.consul(), metrics);
+    monitor = new MonitorVerticle(config, board, consul, version, TimeSource.SYSTEM, metrics);
     // Vert.x hands out its event loops in turn, to every context made. Deployed from a context of its own (from a
     // thread outside Vert.x each deployment would make one more for its caller), in this order, the agent ports,
     // the HTTP endpoints and the monitor each take a loop of their own; the start's context and whatever the
@@ -124,6 +158,7 @@ public final class PgBeacon {
               move(State.RUNNING);
             }
           }
+          notifier.bound(); // on the start's context: its loop runs systemd's timer
           return (Void) null;
         });
   }
@@ -216,6 +251,7 @@ public final class PgBeacon {
     if (stopped != null) {
       return stopped;
     }
+    notifier.stopping();
     if (state == State.NEW) {
       move(State.STOPPED);
       return stopped = vertx.close().toCompletionStage().toCompletableFuture();
@@ -234,11 +270,81 @@ public final class PgBeacon {
         .handle((ok, error) -> null)
         .thenComposeAsync(ignored -> vertx.close().toCompletionStage())
         .whenComplete((ok, error) -> {
+          notifier.close();
           synchronized (this) {
             move(State.STOPPED);
           }
         });
     return stopped;
+  }
+
+  /**
+   * Re-reads the config with {@code read} (on a worker: it reads files) and applies what can change while running
+   * ({@link ConfigChanges#RELOADABLE}: reply words, lag thresholds, the Consul token), on the monitor's loop, between
+   * two decisions; changed keys that need a restart are logged and kept. A config that does not load is refused with
+   * every problem logged, and nothing changes. Completes with true when the reload applied or confirmed a config;
+   * never fails. Reloads queue: each starts after the previous one ended.
+   */
+  public synchronized Future<Boolean> reload(Callable<Config> read) {
+    reloads = reloads.transform(previous -> reloadNow(read));
+    return reloads;
+  }
+
+  private Future<Boolean> reloadNow(Callable<Config> read) {
+    synchronized (this) {
+      if (state != State.RUNNING) {
+        log.warn("reload ignored: pgbeacon is {}", state.name().toLowerCase(java.util.Locale.ROOT));
+        return Future.succeededFuture(false);
+      }
+    }
+    notifier.reloading();
+    log.info("reloading the configuration");
+    return vertx.executeBlocking(read, false)
+        .compose(next -> monitor.onLoop(() -> apply(next)))
+        .recover(e -> {
+          if (e instanceof ConfigException bad) {
+            bad.problems().forEach(p -> log.error("reload: {}", p));
+          } else {
+            log.error("reload: {}", String.valueOf(e));
+          }
+          log.error("reload refused, running config kept");
+          return Future.succeededFuture(false);
+        })
+        .eventually(() -> {
+          notifier.reloaded();
+          return Future.succeededFuture();
+        });
+  }
+
+  /** On the monitor's loop: swaps in the reloadable part of {@code next}. */
+  private boolean apply(Config next) {
+    Config running = config;
+    ConfigChanges changes = ConfigChanges.between(running, next);
+    changes.restartNeeded().forEach(key -> log.warn("reload: {} changed: needs a restart, kept", key));
+    if (changes.applied().isEmpty()) {
+      log.info("reload: nothing to apply{}", changes.none() ? ", the configuration is unchanged" : "");
+      return true;
+    }
+    Config effective = changes.effective();
+    if (!effective.consul().token().equals(running.consul().token())) {
+      consul.useToken(effective.consul().token()); // first: it throws if the agent cannot, and nothing is changed
+    }
+    monitor.thresholds(effective);
+    board.policy(ReplyPolicy.of(effective));
+    config = effective;
+    log.info("reloaded ({}): {}", String.join(", ", changes.applied()),
+        String.join("; ", ConfigSummary.lines(effective)));
+    return true;
+  }
+
+  /** Runs {@code work} on the monitor's loop: how a test makes the poll loop hang. */
+  <T> Future<T> onMonitorLoop(Callable<T> work) {
+    return monitor.onLoop(work);
+  }
+
+  /** The config in force (after the reloads so far). */
+  public Config config() {
+    return config;
   }
 
   private void move(State to) {

@@ -7,6 +7,7 @@ import io.pgbeacon.health.NodeHealth;
 import io.pgbeacon.health.Status;
 import io.pgbeacon.health.TimeSource;
 import io.pgbeacon.metrics.Metrics;
+import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
 /** The verdict's gauges, read at every scrape from the latest verdict (a stale one counts as critical). */
@@ -15,7 +16,7 @@ final class VerdictMetrics {
   private VerdictMetrics() {}
 
   static void register(Metrics metrics, Supplier<NodeHealth> latest, Freshness freshness, TimeSource time,
-      long maxLag) {
+      LongSupplier maxLag) {
     Supplier<NodeHealth> published = () -> freshness.apply(latest.get(), time.nanos());
     for (Config.View view : Config.View.values()) {
       for (Status status : Status.values()) {
@@ -30,6 +31,6 @@ final class VerdictMetrics {
         + " not a replica or unknown", "bytes", Tags.empty(),
         () -> latest.get().lagBytes().isPresent() ? latest.get().lagBytes().getAsLong() : Double.NaN);
     metrics.gauge("pgbeacon.replica.max.lag", "services.replica.max-lag: more lag, and the replica view is critical",
-        "bytes", Tags.empty(), () -> maxLag);
+        "bytes", Tags.empty(), maxLag::getAsLong);
   }
 }

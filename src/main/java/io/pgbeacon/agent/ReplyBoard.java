@@ -14,18 +14,32 @@ public final class ReplyBoard {
 
   private record Entry(NodeHealth health, AgentServer.Replies replies) {}
 
-  private final ReplyPolicy policy;
   private final Freshness freshness;
   private final TimeSource time;
-  private final AgentServer.Replies stale;
+  private final NodeHealth initial;
+  // Written by the monitor's loop only (set, policy); read by any connection.
+  private volatile ReplyPolicy policy;
+  private volatile AgentServer.Replies stale;
   private volatile Entry entry;
 
   public ReplyBoard(NodeHealth initial, ReplyPolicy policy, Freshness freshness, TimeSource time) {
     this.policy = policy;
     this.freshness = freshness;
     this.time = time;
+    this.initial = initial;
     this.stale = new AgentServer.Replies(initial.critical(freshness.reason()), policy);
     set(initial);
+  }
+
+  /**
+   * Answers from now on with {@code next}'s words (a reload): the replies are prepared again at once. Call it where
+   * {@link #set} is called, on the monitor's loop.
+   */
+  public void policy(ReplyPolicy next) {
+    policy = next;
+    stale = new AgentServer.Replies(initial.critical(freshness.reason()), next);
+    NodeHealth health = entry.health();
+    entry = new Entry(health, new AgentServer.Replies(health, next));
   }
 
   public void set(NodeHealth health) {

@@ -123,6 +123,11 @@ public record Config(
       Objects.requireNonNull(onStop, "consul.on-stop");
     }
 
+    /** The same agent, called with {@code token}: what a reload changes (the token file was rewritten). */
+    public Consul withToken(Optional<Secret> token) {
+      return new Consul(address, ttl, deregisterCriticalAfter, onStop, token, caFile, timeout);
+    }
+
     /** How often a TTL check is refreshed even when nothing changed: a third of the TTL, as Consul advises. */
     public Duration refreshInterval() {
       return ttl.dividedBy(3);

@@ -37,6 +37,14 @@ public interface ConsulAgent extends AutoCloseable {
    */
   KeyRead readKey(String key, long index, Duration wait) throws ConsulException;
 
+  /**
+   * Sends {@code token} (none when empty) with every call from now on: a reload after the token file was rewritten.
+   * A call already sent keeps the token it was sent with.
+   */
+  default void useToken(Optional<io.pgbeacon.config.Secret> token) {
+    throw new UnsupportedOperationException(getClass().getSimpleName() + " cannot change its token");
+  }
+
   /** How long a state-changing call may go unanswered before the implementation stops waiting for it. */
   Duration giveUpAfter();
 

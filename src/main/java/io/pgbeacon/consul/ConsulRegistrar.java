@@ -77,6 +77,8 @@ public final class ConsulRegistrar {
   private final Map<String, java.time.Instant> registeredAt = new java.util.concurrent.ConcurrentHashMap<>();
 
   private NodeHealth latest;
+  /** The verdict the last completed sync carried, answered or failed: for systemd's READY=1. Read anywhere. */
+  private volatile NodeHealth synced;
   private boolean dirty;
   private boolean refreshDue;
   private boolean aliveDue;
@@ -185,6 +187,7 @@ public final class ConsulRegistrar {
     worker.executeBlocking(() -> sync(wanted.get(), health, knownShapes, knownChecks, refresh, alive), false)
         .onComplete(ar -> {
           busy = false;
+          synced = health;
           if (deadlineTimer >= 0) {
             vertx.cancelTimer(deadlineTimer);
             deadlineTimer = -1;
@@ -331,6 +334,11 @@ public final class ConsulRegistrar {
   /** The last update of each check: when it was sent, what, the error if Consul did not take it, its last success. */
   public record Push(java.time.Instant at, Status status, String output, Optional<String> error,
       Optional<java.time.Instant> lastOk) {}
+
+  /** The verdict the last completed sync carried (Consul answered or not); null before the first. Any thread. */
+  public NodeHealth synced() {
+    return synced;
+  }
 
   /** The last push of every check, and when each service was last registered; any thread. */
   public Map<String, Push> pushes() {

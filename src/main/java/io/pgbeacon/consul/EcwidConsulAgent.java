@@ -12,6 +12,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.micrometer.core.instrument.Tags;
 import io.pgbeacon.config.Config;
+import io.pgbeacon.config.Secret;
 import io.pgbeacon.config.Units;
 import io.pgbeacon.health.Status;
 import io.pgbeacon.metrics.Metrics;
@@ -27,20 +28,19 @@ import java.security.KeyStore;
 import java.security.cert.Certificate;
 import java.security.cert.CertificateFactory;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Supplier;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.TrustManagerFactory;
-import org.apache.http.Header;
+import org.apache.http.HttpRequestInterceptor;
 import org.apache.http.conn.ConnectTimeoutException;
 import org.apache.http.client.config.RequestConfig;
 import org.apache.http.impl.client.CloseableHttpClient;
 import org.apache.http.impl.client.HttpClientBuilder;
-import org.apache.http.message.BasicHeader;
 
 /**
  * {@link ConsulAgent} over Ecwid's consul-api (the design card's choice), with its defaults fixed:
@@ -73,6 +73,8 @@ public final class EcwidConsulAgent implements ConsulAgent {
   private final ConsulRawClient raw;
   private final CloseableHttpClient watchHttp;
   private final ConsulClient watchClient;
+  /** Read by every request as it is sent: a reload swaps it ({@link #useToken}) without a new client. */
+  private volatile Optional<Secret> token;
 
   /** Without metrics: for tools and tests. */
   public EcwidConsulAgent(Config.Consul config) {
@@ -81,29 +83,30 @@ public final class EcwidConsulAgent implements ConsulAgent {
 
   public EcwidConsulAgent(Config.Consul config, Metrics metrics) {
     this.metrics = metrics;
-    this.http = httpClient(config, GIVE_UP_AFTER.toMillis(), 1);
+    this.token = config.token();
+    this.http = httpClient(config, GIVE_UP_AFTER.toMillis(), 1, () -> token);
     this.raw = rawClient(config, http);
     long watchMillis = MAX_WAIT.toMillis() * 17 / 16 + config.timeout().toMillis();
-    this.watchHttp = httpClient(config, watchMillis, 2);
+    this.watchHttp = httpClient(config, watchMillis, 2, () -> token);
     this.watchClient = new ConsulClient(rawClient(config, watchHttp));
   }
 
-  private static CloseableHttpClient httpClient(Config.Consul config, long socketMillis, int connections) {
+  private static CloseableHttpClient httpClient(Config.Consul config, long socketMillis, int connections,
+      Supplier<Optional<Secret>> token) {
     int connectMillis = (int) config.timeout().toMillis();
     RequestConfig deadlines = RequestConfig.custom()
         .setConnectTimeout(connectMillis)
         .setConnectionRequestTimeout(connectMillis)
         .setSocketTimeout((int) socketMillis)
         .build();
-    List<Header> headers = new ArrayList<>();
-    config.token().ifPresent(token -> headers.add(new BasicHeader("X-Consul-Token", token.value())));
     HttpClientBuilder builder = HttpClientBuilder.create()
         .setDefaultRequestConfig(deadlines)
-        .setDefaultHeaders(headers)
         .setMaxConnPerRoute(connections)
         .setMaxConnTotal(connections)
         .disableAutomaticRetries()
-        .setUserAgent("pgbeacon");
+        .setUserAgent("pgbeacon")
+        .addInterceptorLast((HttpRequestInterceptor) (request, context) -> token.get()
+            .ifPresent(t -> request.setHeader("X-Consul-Token", t.value())));
     config.caFile().ifPresent(ca -> builder.setSSLContext(trusting(ca)));
     return builder.build();
   }
@@ -187,6 +190,11 @@ public final class EcwidConsulAgent implements ConsulAgent {
       return null;
     });
     return result[0];
+  }
+
+  @Override
+  public void useToken(Optional<Secret> token) {
+    this.token = token;
   }
 
   @Override

@@ -15,7 +15,7 @@ import java.util.Optional;
  */
 public final class Observations {
 
-  private final HealthPolicy policy;
+  private HealthPolicy policy;
   private final TimeSource time;
   private PatroniReading reading;
   private long readingAt;
@@ -42,6 +42,11 @@ public final class Observations {
     this.probesPgBouncer = probesPgBouncer;
     this.bouncer = probesPgBouncer ? PgBouncerStatus.failed("not probed yet") : PgBouncerStatus.NOT_CONFIGURED;
     this.bouncerAt = time.nanos();
+  }
+
+  /** Decides with {@code next} from the next verdict on (a reload: new lag thresholds). */
+  public void policy(HealthPolicy next) {
+    this.policy = next;
   }
 
   public void patroni(PatroniReading reading, long startedAt) {

@@ -47,6 +47,16 @@ class ReplyBoardTest {
     assertNotSame(before, board.replies());
   }
 
+  @Test
+  void aNewPolicyChangesTheRepliesAtOnceForTheVerdictItHolds() {
+    board.policy(new ReplyPolicy(Config.WrongRole.DOWN, Config.PastMaxLag.DRAIN, 0, 16 << 20, 10,
+        Map.of(Config.View.PRIMARY, 50)));
+    assertEquals("down #primary\n", reply(Config.View.REPLICA), "a reload's agent.wrong-role, before any new verdict");
+    assertEquals("up ready 100% maxconn:50 #primary, timeline 3\n", reply(Config.View.PRIMARY));
+    time.advance(Duration.ofMillis(3501));
+    assertEquals("down #verdict stale: no observation in the last 3.5s\n", reply(Config.View.REPLICA));
+  }
+
   private String reply(Config.View view) {
     return board.replies().of(view).toString(StandardCharsets.US_ASCII);
   }

@@ -46,6 +46,11 @@ public final class ConsulHttp {
     request("DELETE", "/v1/kv/" + key, "");
   }
 
+  /** A DELETE of any endpoint, e.g. an ACL token; the answer's body. */
+  public String delete(String path) {
+    return request("DELETE", path, "");
+  }
+
   /** A PUT to any endpoint (register, ACL, KV); the answer's body. */
   public String put(String path, String body) {
     return request("PUT", path, body);
