@@ -38,9 +38,10 @@ import org.junit.jupiter.api.TestMethodOrder;
 /**
  * The Debian package ({@code target/pgbeacon_<version>_all.deb}), for real on this machine (the tests run as root):
  * lintian finds no error in it; {@code dpkg -i} installs it; the installed launcher runs the installed jar, the shipped
- * conffile validates as the service user, both units pass {@code systemd-analyze verify}; a lab whose pgbeacons all
- * run from {@code /usr/bin/pgbeacon} passes a switchover under the safety sampler; {@code dpkg --purge} removes every
- * file, the user, the group and the override it made, and leaves {@code /etc} as it was.
+ * conffile validates as the service user, both units pass {@code systemd-analyze verify}; installing it again keeps
+ * an edited conffile, the user and the override; a lab whose pgbeacons all run from {@code /usr/bin/pgbeacon} passes
+ * a switchover under the safety sampler; {@code dpkg --purge} removes every file, the user, the group and the
+ * override it made, and leaves {@code /etc} as it was.
  *
  * <p>It installs and purges the package for real, so it refuses to start where the package (or a {@code pgbeacon}
  * user) is there already and not from an interrupted run of its own: purging would take someone's configuration.
@@ -89,6 +90,9 @@ class PackageIT {
         "a pgbeacon user or group exists without the package (the hand-made one of the install steps before the"
             + " package?): purging the package would remove it. Remove it first (userdel pgbeacon) or run elsewhere");
     before = snapshot();
+    // Else the comparison after the purge would take an earlier run's (or a hand install's) leftovers for the norm.
+    assertEquals(List.of(), before.stream().filter(p -> p.contains("pgbeacon")).toList(),
+        "files named pgbeacon before the install: left by an earlier install or run; remove them first");
     accountsBefore = contents(ACCOUNTS);
     overridesBefore = sh(JVM, "dpkg-statoverride", "--list").output();
     packaged = new LinkedHashMap<>();
@@ -180,6 +184,21 @@ class PackageIT {
 
   @Test
   @Order(6)
+  void installingAgainKeepsAnEditedConffileTheUserAndTheOverride() throws IOException {
+    Path config = Path.of("/etc/pgbeacon/pgbeacon.yml");
+    String edited = Files.readString(config) + "# edited by PackageIT\n";
+    Files.writeString(config, edited);
+    String uid = sh(JVM, "id", "-u", "pgbeacon").orFail().output();
+    // As an upgrade runs the maintainer scripts: postinst configure with the version before.
+    sh(DPKG, "dpkg", "--force-confold", "-i", deb.toString()).orFail();
+    assertEquals(edited, Files.readString(config), "dpkg kept the edited conffile");
+    assertEquals(uid, sh(JVM, "id", "-u", "pgbeacon").orFail().output(), "the same user");
+    assertEquals("root pgbeacon 750 /etc/pgbeacon", sh(JVM, "dpkg-statoverride", "--list", "/etc/pgbeacon")
+        .orFail().output().strip());
+  }
+
+  @Test
+  @Order(7)
   void aLabOfPackagedPgbeaconsPassesASwitchoverUnderTheSafetySampler() throws IOException {
     Lab lab = Lab.startWithPgbeacon(System.getProperty("pgbeacon.package.lab.dir", "/tmp/pgbeacon-it-pkg"),
         Integer.getInteger("pgbeacon.package.lab.port", 16800), "3", "package");
@@ -221,7 +240,7 @@ class PackageIT {
   }
 
   @Test
-  @Order(7)
+  @Order(8)
   void purgeRemovesEverythingItInstalledAndLeavesTheMachineAsItWas() throws IOException {
     sh(DPKG, "dpkg", "--purge", "pgbeacon").orFail();
     assertFalse(packageInstalled());
