@@ -9,7 +9,7 @@
 # Needs, on this Consul agent:
 #   - enable_local_script_checks = true (below; or in the agent's main config). It allows script checks
 #     from the agent's own config files only, not from the HTTP API: do not use enable_script_checks.
-#   - the pgbeacon wrapper in /usr/local/bin (scripts/pgbeacon in pgbeacon's repository);
+#   - /usr/bin/pgbeacon, the launcher the pgbeacon Debian package installs;
 #   - read access, for the user Consul runs as, to the config file and to every file it names (token,
 #     passwords, certificates are validated on load; an unreadable one is a critical check):
 #       usermod -aG pgbeacon consul    # then restart Consul
@@ -34,7 +34,7 @@ services = [
       {
         id       = "pg-writer-pgbeacon"
         name     = "pgbeacon check primary"
-        args     = ["/usr/local/bin/pgbeacon", "check", "primary", "--config", "/etc/pgbeacon/pgbeacon.yml",
+        args     = ["/usr/bin/pgbeacon", "check", "primary", "--config", "/etc/pgbeacon/pgbeacon.yml",
                     "--timeout", "2s"]
         interval = "2s"
         timeout  = "3s"
@@ -51,7 +51,7 @@ services = [
       {
         id       = "pg-reader-pgbeacon"
         name     = "pgbeacon check replica"
-        args     = ["/usr/local/bin/pgbeacon", "check", "replica", "--config", "/etc/pgbeacon/pgbeacon.yml",
+        args     = ["/usr/bin/pgbeacon", "check", "replica", "--config", "/etc/pgbeacon/pgbeacon.yml",
                     "--timeout", "2s"]
         interval = "2s"
         timeout  = "3s"

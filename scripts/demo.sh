@@ -30,8 +30,10 @@ cd "$ROOT"
 DEMO_LAB_DIR="${DEMO_LAB_DIR:-/tmp/pgbeacon-demo}"
 DEMO_BASE_PORT="${DEMO_BASE_PORT:-15400}"
 JAR="$ROOT/target/pgbeacon.jar"
-# Each node's pgbeacon through the launcher a user installs (scripts/pgbeacon: its JVM options), on this build.
-LAB_PGBEACON="env PGBEACON_JAR=$(printf '%q' "$JAR") $(printf '%q' "$ROOT/scripts/pgbeacon")"
+# Each node's pgbeacon through the launcher the package installs as /usr/bin/pgbeacon (src/main/dist/bin/pgbeacon:
+# its JVM options), on this build.
+LAUNCHER="$ROOT/src/main/dist/bin/pgbeacon"
+LAB_PGBEACON="env PGBEACON_JAR=$(printf '%q' "$JAR") $(printf '%q' "$LAUNCHER")"
 POLL_MS=50
 
 STOP_AT_END=0
@@ -320,7 +322,7 @@ show_pgbeacon() {
   for ((i = 1; i <= ${#NODES[@]}; i++)); do
     config=${ENV[LAB_NODE${i}_PGBEACON_CONFIG]}
     cmd "pgbeacon status --config $config"
-    PGBEACON_JAR=$JAR "$ROOT/scripts/pgbeacon" status --config "$config" 2>&1 | sed 's/^/  /' || true
+    PGBEACON_JAR=$JAR "$LAUNCHER" status --config "$config" 2>&1 | sed 's/^/  /' || true
   done
   local primary=$1 url
   url=${ENV[LAB_NODE${primary#node}_PGBEACON_HTTP]}/metrics

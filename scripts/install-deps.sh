@@ -2,7 +2,7 @@
 # Installs the real components pgbeacon's tests and demo talk to, idempotently:
 #   Java 17 + Maven (if missing), PostgreSQL 15 server, PgBouncer, HAProxy, Patroni 3.0.2 (Debian) with
 #   python3-consul, python3-venv (for Patroni 4's venv), dig, jq, curl, openssl, procps, tcpdump, Prometheus 2.42
-#   (and its promtool),
+#   (and its promtool), lintian, systemd (for systemd-analyze), man-db, adduser,
 #   Consul 1.8.7 (Debian bullseye package), and consul-template (built with Go, scripts/install-consul-template.sh).
 #   Patroni 4 (PyPI venv) is scripts/install-patroni4.sh.
 # Run as root on Debian 12 (bookworm). Safe to run again: every step checks first.
@@ -49,6 +49,13 @@ command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || apt_packages+=(prometheus)
 # scripts/bench-load.sh counts refused Consul connections with it (the benchmark only).
 command -v tcpdump >/dev/null 2>&1 || [ -x /usr/bin/tcpdump ] || apt_packages+=(tcpdump)
+# PackageIT checks the Debian package with lintian and the units with systemd-analyze verify (systemd need not run
+# as PID 1 for that; container images often lack the package), and installs it for real (adduser: its postinst).
+command -v lintian >/dev/null 2>&1 || apt_packages+=(lintian)
+command -v systemd-analyze >/dev/null 2>&1 || apt_packages+=(systemd)
+command -v adduser >/dev/null 2>&1 || [ -x /usr/sbin/adduser ] || apt_packages+=(adduser)
+# systemd-analyze verify runs `man` for the units' Documentation=man:pgbeacon(1).
+command -v man >/dev/null 2>&1 || apt_packages+=(man-db)
 # The build itself: Java 17 and Maven (preinstalled on some images, not on a plain Debian 12).
 command -v javac >/dev/null 2>&1 || apt_packages+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || apt_packages+=(maven)

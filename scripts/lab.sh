@@ -28,6 +28,9 @@
 #   LAB_NODES=3   LAB_BASE_PORT=15400   LAB_SCOPE=pgbeacon-lab   LAB_START_TIMEOUT=80 (seconds)
 #   PATRONI4_VENV=/opt/pgbeacon/patroni4 (made by scripts/install-patroni4.sh)
 #   LAB_PGBEACON="java -jar target/pgbeacon.jar"  run as: $LAB_PGBEACON run --config nodeN/pgbeacon.yml
+#   LAB_PGBEACON=package   the installed Debian package's /usr/bin/pgbeacon (apt install ./target/pgbeacon_*_all.deb),
+#                          with its launcher's JVM options, as the caller (not as user pgbeacon: the lab's files are
+#                          the caller's)
 #   LAB_SUPERUSER_PASSWORD, LAB_REPLICATION_PASSWORD, LAB_PGBEACON_PASSWORD   (lab defaults below)
 #   LAB_PGBOUNCER_AUTH=md5 (PgBouncer auth_type for clients: md5 | scram-sha-256 | plain)
 # `start` records the layout in $LAB_DIR/lab.conf; every other command (and `start` while anything is
@@ -842,17 +845,29 @@ pgbouncer_query_ok() {
 
 # -------------------------------------------------------------------------------------------- pgbeacon
 
+# The command that runs pgbeacon: LAB_PGBEACON, or for LAB_PGBEACON=package the installed package's launcher.
+pgbeacon_command() {
+  if [ "$LAB_PGBEACON" != package ]; then
+    printf '%s\n' "$LAB_PGBEACON"
+    return 0
+  fi
+  dpkg-query -W -f '${Status}' pgbeacon 2>/dev/null | grep -qx 'install ok installed' && [ -x /usr/bin/pgbeacon ] \
+    || die "LAB_PGBEACON=package needs the pgbeacon package installed: mvn package && apt install ./target/pgbeacon_*_all.deb"
+  echo /usr/bin/pgbeacon
+}
+
 pgbeacon_start() {
-  local i=$1
+  local i=$1 command
   [ -n "$LAB_PGBEACON" ] || die "set LAB_PGBEACON, e.g. LAB_PGBEACON='java -jar target/pgbeacon.jar'"
+  command=$(pgbeacon_command)
   if alive "$(pgbeacon_pidfile "$i")" "$(pgbeacon_marker "$i")"; then
     log "pgbeacon $(node_name "$i"): already running (pid $(pid_of "$(pgbeacon_pidfile "$i")"))"
     return 0
   fi
-  log "pgbeacon $(node_name "$i"): $LAB_PGBEACON run --config $(pgbeacon_marker "$i")"
-  # sh -c parses LAB_PGBEACON (so it may hold quoted arguments) and execs it: the PID stays the same.
+  log "pgbeacon $(node_name "$i"): $command run --config $(pgbeacon_marker "$i")"
+  # sh -c parses the command (so it may hold quoted arguments) and execs it: the PID stays the same.
   spawn "$(pgbeacon_pidfile "$i")" "$(node_dir "$i")/pgbeacon.log" "$(id -un)" \
-    /bin/sh -c "exec $LAB_PGBEACON run --config \"\$0\"" "$(pgbeacon_marker "$i")"
+    /bin/sh -c "exec $command run --config \"\$0\"" "$(pgbeacon_marker "$i")"
 }
 
 # Wait until node i's pgbeacon listens on its agent port; fail if it died.

@@ -37,7 +37,8 @@ import java.util.concurrent.TimeUnit;
  * <p>Run (after {@code mvn -B -ntp -q test-compile}): {@code mvn -B -ntp -q exec:exec -Dexec.executable=java
  * -Dexec.classpathScope=test -Dexec.args="-cp %classpath io.pgbeacon.bench.IdleAgentConnections [--connections
  * 8000] [--server-jvm '-Xmx96m -XX:+UseSerialGC'] [--top 12] [--nmt true] [--read-timeout 600]"}. The server JVM
- * gets no options by default, as {@code scripts/pgbeacon.service} runs the daemon. Not a test: it prints figures
+ * gets no options by default, as a plain {@code java -jar} would run the daemon (the packaged unit runs it with the
+ * launcher's options, {@code src/main/dist/bin/pgbeacon}). Not a test: it prints figures
  * and asserts nothing.
  */
 public final class IdleAgentConnections {

@@ -70,6 +70,14 @@ public final class Lab implements BeforeAllCallback {
     return start(new Lab(dir, Integer.toString(basePort), patroni, ""));
   }
 
+  /**
+   * As {@link #start(String, int, String)}, each node's pgbeacon run by {@code pgbeacon} (lab.sh's LAB_PGBEACON: a
+   * command, or {@code package} for the installed Debian package's {@code /usr/bin/pgbeacon}).
+   */
+  public static Lab startWithPgbeacon(String dir, int basePort, String patroni, String pgbeacon) {
+    return start(new Lab(dir, Integer.toString(basePort), patroni, pgbeacon));
+  }
+
   private static Lab start(Lab lab) {
     lab.run(Duration.ofMinutes(4), "stop");
     try {
@@ -127,6 +135,26 @@ public final class Lab implements BeforeAllCallback {
       throw new IllegalArgumentException("lab.sh env has no " + key);
     }
     return value;
+  }
+
+  /** The member Patroni's leader key names, read from the Consul server; "(none)" while there is no key. */
+  public String leaderKeyHolder(ConsulHttp consul) {
+    try {
+      JsonNode entries = consul.get("/v1/kv/service/" + scope() + "/leader");
+      return new String(java.util.Base64.getDecoder().decode(entries.path(0).path("Value").asText()),
+          StandardCharsets.UTF_8);
+    } catch (IllegalStateException e) {
+      return "(none)"; // 404
+    }
+  }
+
+  /** The PID of node {@code i}'s pgbeacon, from its PID file under LAB_DIR. */
+  public long pgbeaconPid(int i) {
+    try {
+      return Long.parseLong(Files.readString(Path.of(env("LAB_DIR"), "node" + i, "pgbeacon.pid")).strip());
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
   }
 
   /** The Consul server's HTTP address (host:port): the catalog as every consumer sees it. */
