@@ -52,7 +52,7 @@ class ConfigCorpusIT {
     Files.writeString(helpers.resolve("garbage.pem"), "-----BEGIN CERTIFICATE-----\nnot base64 at all\n");
     Files.writeString(helpers.resolve("empty.txt"), "  \n");
     Files.writeString(helpers.resolve("token.txt"), "a-token\n");
-    for (String file : List.of("ca.pem", "client.pem", "client-key.pem")) {
+    for (String file : List.of("ca.pem", "client.pem", "client-key.pem", "ec-client.pem", "ec-client-key.pem")) {
       Files.copy(Components.repoFile("src/test/resources/tls/" + file), helpers.resolve(file));
     }
   }

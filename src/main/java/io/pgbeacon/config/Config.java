@@ -114,18 +114,19 @@ public record Config(
       Duration deregisterCriticalAfter,
       OnStop onStop,
       Optional<Secret> token,
-      Optional<Path> caFile,
+      ConsulTls tls,
       Duration timeout) {
     public Consul {
       Objects.requireNonNull(address, "consul.address");
       Objects.requireNonNull(ttl, "consul.ttl");
       Objects.requireNonNull(timeout, "consul.timeout");
       Objects.requireNonNull(onStop, "consul.on-stop");
+      Objects.requireNonNull(tls, "consul TLS");
     }
 
     /** The same agent, called with {@code token}: what a reload changes (the token file was rewritten). */
     public Consul withToken(Optional<Secret> token) {
-      return new Consul(address, ttl, deregisterCriticalAfter, onStop, token, caFile, timeout);
+      return new Consul(address, ttl, deregisterCriticalAfter, onStop, token, tls, timeout);
     }
 
     /** How often a TTL check is refreshed even when nothing changed: a third of the TTL, as Consul advises. */
@@ -141,6 +142,65 @@ public record Config(
     public Duration aliveTtl() {
       Duration half = deregisterCriticalAfter.dividedBy(2);
       return half.compareTo(ttl) > 0 ? half : ttl;
+    }
+  }
+
+  /**
+   * A value and the key or environment variable that gave it: what does not load later (a key that does not match its
+   * certificate) is named as the operator wrote it.
+   */
+  public record Setting<T>(String key, T value) {
+    public Setting {
+      Objects.requireNonNull(key, "key");
+      Objects.requireNonNull(value, key);
+    }
+  }
+
+  /**
+   * TLS to the Consul agent, as Consul's CLI sets it up from the same settings ({@code api.SetupTLSConfig}): the CA as
+   * a PEM file or a directory of them (Consul's {@code CAPATH}; empty both: the JDK's trust store), the client
+   * certificate and key that an agent with {@code verify_incoming} asks for, the name the agent's certificate must
+   * carry when it is not the address's host (also sent as SNI), and whether the agent's certificate is verified at
+   * all. Used only with an {@code https://} address.
+   *
+   * @param caFile a PEM file of CA certificates; at most one of it and {@code caPath}
+   * @param verify as set by {@code consul.ssl-verify} or {@code CONSUL_HTTP_SSL_VERIFY}; not set: verified
+   */
+  public record ConsulTls(
+      Optional<Setting<Path>> caFile,
+      Optional<Setting<Path>> caPath,
+      Optional<Setting<Path>> certFile,
+      Optional<Setting<Path>> keyFile,
+      Optional<Setting<String>> serverName,
+      Optional<Setting<Boolean>> verify) {
+
+    public static final ConsulTls NONE = new ConsulTls(Optional.empty(), Optional.empty(), Optional.empty(),
+        Optional.empty(), Optional.empty(), Optional.empty());
+
+    public ConsulTls {
+      if (caFile.isPresent() && caPath.isPresent()) {
+        throw new IllegalArgumentException("a CA file or a CA directory, not both");
+      }
+      if (certFile.isPresent() != keyFile.isPresent()) {
+        throw new IllegalArgumentException("a client certificate needs its key, and a key its certificate");
+      }
+    }
+
+    /** False only when told so: then no CA is used and no name checked. */
+    public boolean verifies() {
+      return verify.map(Setting::value).orElse(true);
+    }
+
+    /** Anything that changes the TLS handshake from the JDK's default: none of it makes sense over http. */
+    public List<String> keys() {
+      List<String> keys = new java.util.ArrayList<>();
+      caFile.ifPresent(s -> keys.add(s.key()));
+      caPath.ifPresent(s -> keys.add(s.key()));
+      certFile.ifPresent(s -> keys.add(s.key()));
+      keyFile.ifPresent(s -> keys.add(s.key()));
+      serverName.ifPresent(s -> keys.add(s.key()));
+      verify.filter(s -> !s.value()).ifPresent(s -> keys.add(s.key()));
+      return keys;
     }
   }
 

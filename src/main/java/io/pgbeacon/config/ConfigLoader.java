@@ -15,10 +15,10 @@ import io.pgbeacon.config.Config.PgBouncer;
 import io.pgbeacon.config.Config.Replica;
 import io.pgbeacon.config.Config.Service;
 import io.pgbeacon.config.Config.Services;
+import io.pgbeacon.config.Config.Setting;
 import io.pgbeacon.config.Config.View;
 import io.pgbeacon.config.Config.WrongRole;
 import java.io.IOException;
-import java.io.InputStream;
 import java.net.InetAddress;
 import java.net.URI;
 import java.net.URISyntaxException;
@@ -26,8 +26,6 @@ import java.net.UnknownHostException;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
-import java.security.cert.CertificateException;
-import java.security.cert.CertificateFactory;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumMap;
@@ -38,6 +36,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.function.Function;
+import java.util.stream.Stream;
 
 /**
  * Reads the YAML file, the standard Consul environment variables (as Consul's own CLI reads them) and the CLI
@@ -45,8 +44,10 @@ import java.util.function.Function;
  * range, and how values must relate.
  *
  * <p>Every problem is collected, each naming its key and the bad value, so an operator fixes a file in one pass.
- * The file wins over the environment; CLI overrides win over both. What can only be known by trying (a port in
- * use, a certificate that does not load) is {@link Preflight}'s.
+ * The file wins over the environment; CLI overrides win over both. The files it names are read here (a certificate
+ * must hold one; Consul's client key must load and be its certificate's, through {@link TlsMaterial}, as the client
+ * loads it); what can only be known by trying otherwise (a port in use, Patroni's TLS as Vert.x loads it) is
+ * {@link Preflight}'s.
  */
 public final class ConfigLoader {
 
@@ -207,6 +208,12 @@ public final class ConfigLoader {
       problem(n.key(n.has("username") ? "password-file" : "username"), "(missing)",
           "username and password-file go together");
     }
+    if (url != null && "http".equals(url.getScheme()) && (n.has("username") || n.has("password-file"))) {
+      // Basic auth is the password itself, in every request: over http anyone on the path reads it.
+      String auth = n.key(n.has("username") ? "username" : "password-file");
+      problem(n.key("url"), url.toString(), "basic auth is set (" + auth + "), so the URL must be https://: the"
+          + " password would travel in clear in every request");
+    }
     Config.LeaderKey leaderKey = leaderKey(n);
     return url == null || timeout == null ? null
         : new Patroni(url, timeout, ca, cert, key, username, password, leaderKey);
@@ -260,7 +267,8 @@ public final class ConfigLoader {
   }
 
   private Consul readConsul(Node n, Overrides overrides) {
-    n.only("address", "ttl", "deregister-critical-after", "on-stop", "token-file", "ca-file", "timeout");
+    n.only("address", "ttl", "deregister-critical-after", "on-stop", "token-file", "ca-file", "ca-path", "cert-file",
+        "key-file", "tls-server-name", "ssl-verify", "timeout");
     String key;
     String address;
     if (overrides.consulAddress().isPresent()) {
@@ -288,16 +296,140 @@ public final class ConfigLoader {
     Duration timeout = n.duration("timeout", Duration.ofSeconds(2), MIN_TIMEOUT, MAX_TIMEOUT);
 
     Optional<Secret> token = n.has("token-file") ? n.secretFile("token-file") : envToken();
-    Optional<Path> ca = n.has("ca-file") ? n.certificateFile("ca-file")
-        : envValue("CONSUL_CACERT").flatMap(p -> certificate("CONSUL_CACERT", p));
-    String caKey = n.has("ca-file") ? n.key("ca-file") : "CONSUL_CACERT";
-    if (uri != null && "http".equals(uri.getScheme()) && (n.has("ca-file") || envValue("CONSUL_CACERT").isPresent())) {
-      problem(key, address, "a CA file is set (" + caKey + "), so the address must be https://");
-    }
-    if (uri == null || ttl == null || deregister == null || onStop == null || timeout == null) {
+    Config.ConsulTls tls = readConsulTls(n, uri, key, address);
+    if (uri == null || ttl == null || deregister == null || onStop == null || timeout == null || tls == null) {
       return null;
     }
-    return new Consul(uri, ttl, deregister, onStop, token, ca, timeout);
+    return new Consul(uri, ttl, deregister, onStop, token, tls, timeout);
+  }
+
+  /**
+   * Consul's TLS settings, each from the file or else from the variable Consul's CLI reads. The CA (a file or a
+   * directory) and the client certificate (with its key) are each one setting of two keys, taken whole from the file
+   * or whole from the environment: half of each would be a pair nobody wrote.
+   */
+  private Config.ConsulTls readConsulTls(Node n, URI uri, String addressKey, String address) {
+    int before = problems.size();
+    boolean caInFile = n.has("ca-file") || n.has("ca-path");
+    Optional<Setting<String>> caFile = caInFile ? n.setting("ca-file") : envSetting("CONSUL_CACERT");
+    Optional<Setting<String>> caPath = caInFile ? n.setting("ca-path") : envSetting("CONSUL_CAPATH");
+    boolean certInFile = n.has("cert-file") || n.has("key-file");
+    String certKey = certInFile ? n.key("cert-file") : "CONSUL_CLIENT_CERT";
+    String keyKey = certInFile ? n.key("key-file") : "CONSUL_CLIENT_KEY";
+    Optional<Setting<String>> certFile = certInFile ? n.setting("cert-file") : envSetting(certKey);
+    Optional<Setting<String>> keyFile = certInFile ? n.setting("key-file") : envSetting(keyKey);
+    Optional<Setting<String>> serverName = n.has("tls-server-name") ? n.setting("tls-server-name")
+        : envSetting("CONSUL_TLS_SERVER_NAME");
+    Optional<Setting<Boolean>> verify = n.has("ssl-verify")
+        ? Optional.of(new Setting<>(n.key("ssl-verify"), n.bool("ssl-verify", true)))
+        : envFlag("CONSUL_HTTP_SSL_VERIFY").map(v -> new Setting<>("CONSUL_HTTP_SSL_VERIFY", v));
+
+    if (caFile.isPresent() && caPath.isPresent()) {
+      problem(caPath.get().key(), caPath.get().value(), caFile.get().key() + " is set too: give one (Consul's CLI"
+          + " would use the file and ignore the directory)");
+    }
+    if (certFile.isPresent() != keyFile.isPresent()) {
+      problem(certFile.isPresent() ? keyKey : certKey, "(missing)", (certFile.isPresent() ? certKey : keyKey)
+          + " is set: a client certificate and its key go together");
+    }
+    Optional<Setting<Path>> ca = checked(caFile, this::certificate);
+    Optional<Setting<Path>> caDir = checked(caPath, this::caDirectory);
+    Optional<Setting<Path>> cert = checked(certFile, this::certificate);
+    Optional<Setting<Path>> keyPath = checked(keyFile, this::readable);
+    if (cert.isPresent() && keyPath.isPresent()) {
+      keyPair(cert.get(), keyPath.get());
+    }
+    Optional<Setting<String>> name = checked(serverName, this::serverName);
+
+    List<String> given = new ArrayList<>();
+    Stream.of(caFile, caPath, certFile, keyFile, serverName).flatMap(Optional::stream).map(Setting::key)
+        .forEach(given::add);
+    verify.filter(v -> !v.value()).ifPresent(v -> given.add(v.key()));
+    if (uri != null && "http".equals(uri.getScheme()) && !given.isEmpty()) {
+      problem(addressKey, address, "TLS is set (" + String.join(", ", given) + "), so the address must be https://");
+    }
+    if (problems.size() > before) {
+      return null;
+    }
+    return new Config.ConsulTls(ca, caDir, cert, keyPath, name, verify);
+  }
+
+  /** {@code check} of a setting's text (it records its problems), the result keeping the setting's key. */
+  private static <T> Optional<Setting<T>> checked(Optional<Setting<String>> setting,
+      java.util.function.BiFunction<String, String, Optional<T>> check) {
+    return setting.flatMap(s -> check.apply(s.key(), s.value()).map(value -> new Setting<>(s.key(), value)));
+  }
+
+  /** The client certificate's key must load (PKCS#8, PKCS#1 or SEC1) and be that certificate's. */
+  private void keyPair(Setting<Path> cert, Setting<Path> key) {
+    try {
+      TlsMaterial.keyManagers(cert.value(), key.value(), cert.key());
+    } catch (TlsMaterial.BadFile e) {
+      problem(key.key(), key.value().toString(), e.getMessage());
+    } catch (IOException e) {
+      problem(key.key(), key.value().toString(), "cannot read: " + e.getMessage());
+    }
+  }
+
+  /** A directory of PEM CA certificates, as Consul's {@code CAPATH}: every file under it must hold some. */
+  private Optional<Path> caDirectory(String key, String path) {
+    Path dir;
+    try {
+      dir = Path.of(path);
+    } catch (InvalidPathException e) {
+      problem(key, path.replace("\0", "\\0"), "is not a valid path (" + e.getReason() + ")");
+      return Optional.empty();
+    }
+    if (!Files.isDirectory(dir)) {
+      problem(key, path, "is not a directory (a single CA file is "
+          + (key.startsWith("CONSUL_") ? "CONSUL_CACERT" : "consul.ca-file") + ")");
+      return Optional.empty();
+    }
+    List<Path> files;
+    try {
+      files = TlsMaterial.caDirectory(dir);
+    } catch (IOException | java.io.UncheckedIOException e) {
+      problem(key, path, "cannot be read (" + e.getMessage() + ")");
+      return Optional.empty();
+    }
+    if (files.isEmpty()) {
+      problem(key, path, "holds no file: it would trust no CA");
+      return Optional.empty();
+    }
+    boolean ok = true;
+    for (Path file : files) {
+      try {
+        TlsMaterial.certificates(file);
+      } catch (TlsMaterial.BadFile e) {
+        problem(key, path, dir.relativize(file) + " " + e.getMessage());
+        ok = false;
+      } catch (IOException e) {
+        problem(key, path, dir.relativize(file) + " cannot be read (" + e.getMessage() + ")");
+        ok = false;
+      }
+    }
+    return ok ? Optional.of(dir) : Optional.empty();
+  }
+
+  /**
+   * The name the agent's certificate must carry: a host name or an IP address. A port after it is dropped, as Consul's
+   * CLI drops it (its {@code TLSConfig.Address} takes an address).
+   */
+  private Optional<String> serverName(String key, String text) {
+    URI uri = null;
+    try {
+      uri = new URI("https://" + text.strip());
+    } catch (URISyntaxException e) {
+      // refused below
+    }
+    if (uri == null || uri.getHost() == null || uri.getRawUserInfo() != null || !uri.getRawPath().isEmpty()
+        || uri.getRawQuery() != null || uri.getRawFragment() != null) {
+      problem(key, text, "must be a host name or an IP address, the name the agent's certificate carries"
+          + " (e.g. server.dc1.consul)");
+      return Optional.empty();
+    }
+    String host = uri.getHost();
+    return Optional.of(host.startsWith("[") ? host.substring(1, host.length() - 1) : host);
   }
 
   /** An environment variable as Consul's CLI reads it: empty is unset. */
@@ -305,21 +437,29 @@ public final class ConfigLoader {
     return Optional.ofNullable(env.get(name)).filter(v -> !v.isEmpty());
   }
 
-  /** Go's {@code strconv.ParseBool}, which Consul uses for {@code CONSUL_HTTP_SSL}. */
+  private Optional<Setting<String>> envSetting(String name) {
+    return envValue(name).map(v -> new Setting<>(name, v));
+  }
+
+  /** Unset is false. */
   private boolean envBool(String name) {
-    Optional<String> value = envValue(name);
-    if (value.isEmpty()) {
-      return false;
-    }
-    return switch (value.get()) {
+    return envFlag(name).orElse(false);
+  }
+
+  /**
+   * Go's {@code strconv.ParseBool}, which Consul uses for {@code CONSUL_HTTP_SSL} and {@code CONSUL_HTTP_SSL_VERIFY};
+   * where Consul's CLI warns and goes on, a bad value is refused.
+   */
+  private Optional<Boolean> envFlag(String name) {
+    return envValue(name).map(value -> switch (value) {
       case "1", "t", "T", "TRUE", "true", "True" -> true;
       case "0", "f", "F", "FALSE", "false", "False" -> false;
       default -> {
-        problem(name, value.get(), "must be a boolean as Consul reads it: 1, t, true, 0, f, false (any case of"
+        problem(name, value, "must be a boolean as Consul reads it: 1, t, true, 0, f, false (any case of"
             + " TRUE/True/FALSE/False)");
-        yield false;
+        yield true; // unused: the config is refused
       }
-    };
+    });
   }
 
   /** As Consul's CLI: {@code CONSUL_HTTP_TOKEN_FILE}, when set, wins over {@code CONSUL_HTTP_TOKEN}. */
@@ -538,21 +678,15 @@ public final class ConfigLoader {
     if (file.isEmpty()) {
       return file;
     }
-    try (InputStream in = Files.newInputStream(file.get())) {
-      if (CertificateFactory.getInstance("X.509").generateCertificates(in).isEmpty()) {
-        problem(key, path, "holds no certificate");
-        return Optional.empty();
-      }
+    try {
+      TlsMaterial.certificates(file.get());
       return file;
-    } catch (IOException | CertificateException e) {
-      Throwable cause = e;
-      while (cause.getCause() != null) {
-        cause = cause.getCause();
-      }
-      problem(key, path, "is not a PEM certificate ("
-          + (cause.getMessage() == null ? "unreadable" : cause.getMessage()) + ")");
-      return Optional.empty();
+    } catch (TlsMaterial.BadFile e) {
+      problem(key, path, e.getMessage());
+    } catch (IOException e) {
+      problem(key, path, "cannot read: " + e.getMessage());
     }
+    return Optional.empty();
   }
 
   private Optional<Secret> readSecret(String key, String path) {
@@ -754,6 +888,11 @@ public final class ConfigLoader {
 
     URI uri(String name, String fallback) {
       return parseUri(key(name), text(name, fallback));
+    }
+
+    /** The value of {@code name}, if given, with its dotted key. */
+    Optional<Setting<String>> setting(String name) {
+      return optText(name).map(v -> new Setting<>(key(name), v));
     }
 
     Optional<Path> readableFile(String name) {

@@ -30,7 +30,7 @@ public final class ConfigSummary {
     out.add("consul:    " + config.consul().address() + ", ttl " + Units.consulDuration(config.consul().ttl())
         + ", timeout " + Units.formatDuration(config.consul().timeout())
         + ", token " + config.consul().token().map(t -> "from " + t.source()).orElse("none")
-        + ", on-stop " + lower(config.consul().onStop()));
+        + ", on-stop " + lower(config.consul().onStop()) + tls(config.consul()));
     out.add("services:  " + config.services().primary().name() + ":" + config.services().primary().port()
         + ", " + config.services().replica().name() + ":" + config.services().replica().port()
         + " (max-lag " + Units.formatSize(config.services().replica().maxLag()) + ")");
@@ -42,6 +42,21 @@ public final class ConfigSummary {
         + " lag, " + agent.weightFloor() + "% at " + Units.formatSize(config.services().replica().maxLag())
         + ", maxconn " + maxconn(agent) + ", read-timeout " + Units.formatDuration(agent.readTimeout()));
     return out;
+  }
+
+  /** What the TLS handshake with the agent uses, by where each part comes from. */
+  private static String tls(Config.Consul consul) {
+    if (!"https".equals(consul.address().getScheme())) {
+      return "";
+    }
+    Config.ConsulTls tls = consul.tls();
+    if (!tls.verifies()) {
+      return ", TLS without verifying the agent's certificate (" + tls.verify().orElseThrow().key() + " false)"
+          + tls.certFile().map(c -> ", client certificate from " + c.key()).orElse("");
+    }
+    return ", TLS: CA " + tls.caFile().or(tls::caPath).map(c -> "from " + c.key()).orElse("the JDK's")
+        + tls.certFile().map(c -> ", client certificate from " + c.key()).orElse(", no client certificate")
+        + tls.serverName().map(n -> ", server name " + n.value() + " (" + n.key() + ")").orElse("");
   }
 
   private static String lower(Enum<?> e) {

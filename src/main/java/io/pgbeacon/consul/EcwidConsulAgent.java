@@ -17,16 +17,9 @@ import io.pgbeacon.config.Units;
 import io.pgbeacon.health.Status;
 import io.pgbeacon.metrics.Metrics;
 import java.io.IOException;
-import java.io.InputStream;
 import java.net.ConnectException;
 import java.net.NoRouteToHostException;
 import java.net.UnknownHostException;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.security.GeneralSecurityException;
-import java.security.KeyStore;
-import java.security.cert.Certificate;
-import java.security.cert.CertificateFactory;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -34,10 +27,9 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.Supplier;
-import javax.net.ssl.SSLContext;
-import javax.net.ssl.TrustManagerFactory;
 import org.apache.http.HttpRequestInterceptor;
 import org.apache.http.conn.ConnectTimeoutException;
+import org.apache.http.conn.ssl.SSLConnectionSocketFactory;
 import org.apache.http.client.config.RequestConfig;
 import org.apache.http.impl.client.CloseableHttpClient;
 import org.apache.http.impl.client.HttpClientBuilder;
@@ -54,7 +46,8 @@ import org.apache.http.impl.client.HttpClientBuilder;
  *       ({@code consul.timeout}) decides when to call the agent failing, not when to stop waiting;
  *   <li>registrations carry two checks with IDs of our choosing (consul-api's model has no CheckID), sent as JSON
  *       through consul-api's raw client;
- *   <li>blocking reads have a socket timeout that outlasts the wait plus Consul's jitter.
+ *   <li>blocking reads have a socket timeout that outlasts the wait plus Consul's jitter;
+ *   <li>both clients talk TLS as Consul's CLI would with the same settings ({@link ConsulTls}).
  * </ul>
  */
 public final class EcwidConsulAgent implements ConsulAgent {
@@ -84,15 +77,16 @@ public final class EcwidConsulAgent implements ConsulAgent {
   public EcwidConsulAgent(Config.Consul config, Metrics metrics) {
     this.metrics = metrics;
     this.token = config.token();
-    this.http = httpClient(config, GIVE_UP_AFTER.toMillis(), 1, () -> token);
+    Optional<SSLConnectionSocketFactory> tls = ConsulTls.socketFactory(config);
+    this.http = httpClient(config, tls, GIVE_UP_AFTER.toMillis(), 1, () -> token);
     this.raw = rawClient(config, http);
     long watchMillis = MAX_WAIT.toMillis() * 17 / 16 + config.timeout().toMillis();
-    this.watchHttp = httpClient(config, watchMillis, 2, () -> token);
+    this.watchHttp = httpClient(config, tls, watchMillis, 2, () -> token);
     this.watchClient = new ConsulClient(rawClient(config, watchHttp));
   }
 
-  private static CloseableHttpClient httpClient(Config.Consul config, long socketMillis, int connections,
-      Supplier<Optional<Secret>> token) {
+  private static CloseableHttpClient httpClient(Config.Consul config, Optional<SSLConnectionSocketFactory> tls,
+      long socketMillis, int connections, Supplier<Optional<Secret>> token) {
     int connectMillis = (int) config.timeout().toMillis();
     RequestConfig deadlines = RequestConfig.custom()
         .setConnectTimeout(connectMillis)
@@ -107,7 +101,7 @@ public final class EcwidConsulAgent implements ConsulAgent {
         .setUserAgent("pgbeacon")
         .addInterceptorLast((HttpRequestInterceptor) (request, context) -> token.get()
             .ifPresent(t -> request.setHeader("X-Consul-Token", t.value())));
-    config.caFile().ifPresent(ca -> builder.setSSLContext(trusting(ca)));
+    tls.ifPresent(builder::setSSLSocketFactory);
     return builder.build();
   }
 
@@ -243,7 +237,9 @@ public final class EcwidConsulAgent implements ConsulAgent {
     } catch (TransportException e) {
       Throwable cause = e.getCause() == null ? e : e.getCause();
       kind = Optional.of(mayHaveLanded(cause) ? "no_answer" : "unreachable");
-      throw new ConsulException(what + ": Consul unreachable (" + cause.getClass().getSimpleName()
+      // A refused client certificate or a name the agent's certificate lacks is no outage: say TLS.
+      String failed = cause instanceof javax.net.ssl.SSLException ? "TLS with Consul failed" : "Consul unreachable";
+      throw new ConsulException(what + ": " + failed + " (" + cause.getClass().getSimpleName()
           + (cause.getMessage() == null ? "" : ": " + cause.getMessage()) + ")", mayHaveLanded(cause));
     } catch (ConsulException e) {
       kind = Optional.of(e instanceof UnknownCheckException ? "unknown_check" : "error_answer");
@@ -272,23 +268,5 @@ public final class EcwidConsulAgent implements ConsulAgent {
   private static boolean mayHaveLanded(Throwable cause) {
     return !(cause instanceof ConnectException || cause instanceof ConnectTimeoutException
         || cause instanceof UnknownHostException || cause instanceof NoRouteToHostException);
-  }
-
-  private static SSLContext trusting(Path caFile) {
-    try (InputStream in = Files.newInputStream(caFile)) {
-      KeyStore store = KeyStore.getInstance(KeyStore.getDefaultType());
-      store.load(null, null);
-      int i = 0;
-      for (Certificate cert : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
-        store.setCertificateEntry("ca-" + i++, cert);
-      }
-      TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
-      tmf.init(store);
-      SSLContext context = SSLContext.getInstance("TLS");
-      context.init(null, tmf.getTrustManagers(), null);
-      return context;
-    } catch (IOException | GeneralSecurityException e) {
-      throw new IllegalStateException("cannot load Consul CA file " + caFile + ": " + e.getMessage(), e);
-    }
   }
 }

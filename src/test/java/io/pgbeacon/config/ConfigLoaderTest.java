@@ -198,7 +198,7 @@ class ConfigLoaderTest {
         "CONSUL_HTTP_TOKEN_FILE", token.toString(), "CONSUL_CACERT", ca.toString()));
     assertEquals(URI.create("https://127.0.0.9:8501"), c.consul().address());
     assertEquals("s3cr3t-token", c.consul().token().orElseThrow().value());
-    assertEquals(Optional.of(ca), c.consul().caFile());
+    assertEquals(Optional.of(new Config.Setting<>("CONSUL_CACERT", ca)), c.consul().tls().caFile());
     assertFalse(c.toString().contains("s3cr3t-token"), "secrets never appear in toString/logs");
   }
 
@@ -322,7 +322,7 @@ class ConfigLoaderTest {
         "CONSUL_CACERT", ""));
     assertEquals(URI.create("https://127.0.0.9:8501"), c.consul().address());
     assertEquals("from-file", c.consul().token().orElseThrow().value());
-    assertEquals(Optional.empty(), c.consul().caFile());
+    assertEquals(Optional.empty(), c.consul().tls().caFile());
     assertEquals(URI.create("http://127.0.0.1:8500"), ConfigLoader.parse("", ConfigLoader.Overrides.none(),
         Map.of("CONSUL_HTTP_ADDR", "", "CONSUL_HTTP_SSL", "")).consul().address(), "empty variables are unset");
     ConfigException e = assertThrows(ConfigException.class, () -> ConfigLoader.parse("",
@@ -341,6 +341,160 @@ class ConfigLoaderTest {
         """, ConfigLoader.Overrides.none(), Map.of()));
     assertEquals(List.of("node:", "patroni.url:", "patroni.leader-key:", "consul.address:", "services.primary.port:",
         "poll.interval:"), e.problems().stream().map(p -> p.substring(0, p.indexOf(':') + 1)).toList());
+  }
+
+  // ---- Consul TLS, read as Consul's CLI reads it (api.go's CONSUL_* variables), the file winning per setting ----
+
+  @Test
+  void readsConsulsTlsEnvironmentAsConsulsCliDoes() throws Exception {
+    Path caDir = Files.createDirectories(dir.resolve("cas"));
+    Files.copy(tls("ca.pem"), caDir.resolve("ca.pem"));
+    Config.ConsulTls t = ConfigLoader.parse("", ConfigLoader.Overrides.none(), Map.of(
+        "CONSUL_HTTP_ADDR", "https://127.0.0.1:8501", "CONSUL_CAPATH", caDir.toString(),
+        "CONSUL_CLIENT_CERT", tls("ec-client.pem").toString(), "CONSUL_CLIENT_KEY", tls("ec-client-key.pem").toString(),
+        "CONSUL_TLS_SERVER_NAME", "server.dc1.consul:8501", "CONSUL_HTTP_SSL_VERIFY", "T")).consul().tls();
+    assertEquals(Optional.of(new Config.Setting<>("CONSUL_CAPATH", caDir)), t.caPath());
+    assertEquals(Optional.of(new Config.Setting<>("CONSUL_CLIENT_CERT", tls("ec-client.pem"))), t.certFile());
+    assertEquals(Optional.of(new Config.Setting<>("CONSUL_CLIENT_KEY", tls("ec-client-key.pem"))), t.keyFile());
+    assertEquals(Optional.of(new Config.Setting<>("CONSUL_TLS_SERVER_NAME", "server.dc1.consul")), t.serverName(),
+        "a port after the name is dropped, as Consul's CLI drops it");
+    assertTrue(t.verifies());
+    assertFalse(ConfigLoader.parse("", ConfigLoader.Overrides.none(), Map.of("CONSUL_HTTP_ADDR",
+        "https://127.0.0.1:8501", "CONSUL_HTTP_SSL_VERIFY", "0")).consul().tls().verifies());
+    assertEquals(Config.ConsulTls.NONE, ConfigLoader.parse("", ConfigLoader.Overrides.none(), Map.of(
+        "CONSUL_CAPATH", "", "CONSUL_CLIENT_CERT", "", "CONSUL_TLS_SERVER_NAME", "", "CONSUL_HTTP_SSL_VERIFY", ""))
+        .consul().tls(), "empty variables are unset");
+  }
+
+  @Test
+  void theFileWinsOverTheEnvironmentForEachTlsSettingTakingTheCaAndTheKeyPairWhole() throws Exception {
+    Path caDir = Files.createDirectories(dir.resolve("cas"));
+    Files.copy(tls("ca.pem"), caDir.resolve("ca.pem"));
+    Map<String, String> env = Map.of("CONSUL_CACERT", tls("ca.pem").toString(),
+        "CONSUL_CLIENT_CERT", tls("client.pem").toString(), "CONSUL_CLIENT_KEY", tls("client-key.pem").toString(),
+        "CONSUL_TLS_SERVER_NAME", "from-env.consul", "CONSUL_HTTP_SSL_VERIFY", "false");
+    Config.ConsulTls t = ConfigLoader.parse("consul: {address: 'https://127.0.0.1:8501', ca-path: " + caDir
+        + ", cert-file: " + tls("ec-client.pem") + ", key-file: " + tls("ec-client-key.pem")
+        + ", tls-server-name: server.dc1.consul, ssl-verify: true}", ConfigLoader.Overrides.none(), env)
+        .consul().tls();
+    assertEquals(Optional.empty(), t.caFile(), "the file's CA directory replaces the environment's CA file");
+    assertEquals("consul.ca-path", t.caPath().orElseThrow().key());
+    assertEquals(new Config.Setting<>("consul.cert-file", tls("ec-client.pem")), t.certFile().orElseThrow());
+    assertEquals(new Config.Setting<>("consul.key-file", tls("ec-client-key.pem")), t.keyFile().orElseThrow());
+    assertEquals(new Config.Setting<>("consul.tls-server-name", "server.dc1.consul"), t.serverName().orElseThrow());
+    assertTrue(t.verifies());
+    Config.ConsulTls fromEnv = ConfigLoader.parse("consul: {address: 'https://127.0.0.1:8501'}",
+        ConfigLoader.Overrides.none(), env).consul().tls();
+    assertEquals(List.of("CONSUL_CACERT", "CONSUL_CLIENT_CERT", "CONSUL_CLIENT_KEY", "CONSUL_TLS_SERVER_NAME",
+        "CONSUL_HTTP_SSL_VERIFY"), fromEnv.keys());
+    assertFalse(fromEnv.verifies());
+  }
+
+  @Test
+  void readsClientKeysInEachPemFormatConsulAndOpensslWrite() throws Exception {
+    // SEC1 (consul tls cert create), PKCS#1 (openssl -traditional), PKCS#8 (openssl's default).
+    for (String[] pair : List.of(new String[] {"ec-client.pem", "ec-client-key.pem"},
+        new String[] {"client.pem", "client-key-rsa.pem"}, new String[] {"client.pem", "client-key.pem"})) {
+      Config.ConsulTls t = ConfigLoader.parse("consul: {address: 'https://127.0.0.1:8501', cert-file: "
+          + tls(pair[0]) + ", key-file: " + tls(pair[1]) + "}", ConfigLoader.Overrides.none(), Map.of()).consul().tls();
+      assertEquals(tls(pair[1]), t.keyFile().orElseThrow().value());
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', textBlock = """
+      a cert-file without key-file        | consul: {address: '@https', cert-file: '@cert'}                          |                                        | consul.key-file: consul.cert-file is set: a client certificate and its key go together
+      a key-file without cert-file        | consul: {address: '@https', key-file: '@key'}                            |                                        | consul.cert-file: consul.key-file is set
+      a missing key-file                  | consul: {address: '@https', cert-file: '@cert', key-file: '@dir/nope'}   |                                        | consul.key-file: file does not exist or is not readable
+      a garbage key-file                  | consul: {address: '@https', cert-file: '@cert', key-file: '@garbage'}    |                                        | consul.key-file: is not a PEM private key of the certificate in consul.cert-file (Missing -----BEGIN PRIVATE KEY-----
+      an EC key for an RSA certificate    | consul: {address: '@https', cert-file: '@cert', key-file: '@eckey'}      |                                        | consul.key-file: is not a PEM private key of the certificate in consul.cert-file (private key algorithm does not match
+      another RSA key                     | consul: {address: '@https', cert-file: '@cert', key-file: '@otherkey'}   |                                        | consul.key-file: is not the private key of the certificate in consul.cert-file (CN=pgbeacon-test): what it signs
+      a key-file as the cert-file         | consul: {address: '@https', cert-file: '@key', key-file: '@key'}         |                                        | consul.cert-file:
+      a missing cert-file                 | consul: {address: '@https', cert-file: '@dir/nope', key-file: '@key'}    |                                        | consul.cert-file: file does not exist or is not readable
+      a ca-path that is a file            | consul: {address: '@https', ca-path: '@ca'}                              |                                        | consul.ca-path: is not a directory (a single CA file is consul.ca-file)
+      a ca-path that does not exist       | consul: {address: '@https', ca-path: '@dir/nope'}                        |                                        | consul.ca-path: is not a directory
+      a ca-path with a garbage file       | consul: {address: '@https', ca-path: '@cadir'}                           | @cadir/garbage.pem=x                   | consul.ca-path: garbage.pem is not a PEM certificate
+      an empty file under the ca-path     | consul: {address: '@https', ca-path: '@cadir'}                           | @cadir/sub/.keep=                      | consul.ca-path: sub/.keep holds no certificate
+      an empty ca-path                    | consul: {address: '@https', ca-path: '@cadir'}                           |                                        | consul.ca-path: holds no file: it would trust no CA
+      both ca-file and ca-path            | consul: {address: '@https', ca-file: '@ca', ca-path: '@cadir'}           |                                        | consul.ca-path: consul.ca-file is set too: give one
+      a tls-server-name with a space      | consul: {address: '@https', tls-server-name: 'server dc1'}               |                                        | consul.tls-server-name: must be a host name or an IP address
+      a tls-server-name with a path       | consul: {address: '@https', tls-server-name: 'server.dc1.consul/x'}      |                                        | consul.tls-server-name: must be a host name or an IP address
+      an empty tls-server-name            | consul: {address: '@https', tls-server-name: ''}                         |                                        | consul.tls-server-name: must be a host name or an IP address
+      ssl-verify maybe                    | consul: {address: '@https', ssl-verify: maybe}                           |                                        | consul.ssl-verify: must be true or false (got maybe)
+      a client certificate over http      | consul: {address: 'http://127.0.0.1:8500', cert-file: '@cert', key-file: '@key'} |                                | consul.address: TLS is set (consul.cert-file, consul.key-file), so the address must be https://
+      a server name over http             | consul: {address: 'http://127.0.0.1:8500', tls-server-name: server.dc1.consul} |                                  | consul.address: TLS is set (consul.tls-server-name), so the address must be https://
+      verification off over http          | consul: {address: 'http://127.0.0.1:8500', ssl-verify: false}            |                                        | consul.address: TLS is set (consul.ssl-verify), so the address must be https://
+      CONSUL_CLIENT_CERT without its key  | consul: {address: '@https'}                                              | CONSUL_CLIENT_CERT=@cert               | CONSUL_CLIENT_KEY: CONSUL_CLIENT_CERT is set: a client certificate and its key go together
+      a garbage CONSUL_CLIENT_KEY         | consul: {address: '@https'}                                              | CONSUL_CLIENT_CERT=@cert;CONSUL_CLIENT_KEY=@garbage | CONSUL_CLIENT_KEY: is not a PEM private key
+      a mismatched CONSUL_CLIENT_KEY      | consul: {address: '@https'}                                              | CONSUL_CLIENT_CERT=@eccert;CONSUL_CLIENT_KEY=@key | CONSUL_CLIENT_KEY: is not a PEM private key of the certificate in CONSUL_CLIENT_CERT
+      a missing CONSUL_CAPATH             | consul: {address: '@https'}                                              | CONSUL_CAPATH=@dir/nope                | CONSUL_CAPATH: is not a directory (a single CA file is CONSUL_CACERT)
+      CONSUL_CACERT and CONSUL_CAPATH     | consul: {address: '@https'}                                              | CONSUL_CACERT=@ca;CONSUL_CAPATH=@cadir | CONSUL_CAPATH: CONSUL_CACERT is set too: give one
+      CONSUL_HTTP_SSL_VERIFY nope         | consul: {address: '@https'}                                              | CONSUL_HTTP_SSL_VERIFY=nope            | CONSUL_HTTP_SSL_VERIFY: must be a boolean as Consul reads it
+      a bad CONSUL_TLS_SERVER_NAME        | consul: {address: '@https'}                                              | CONSUL_TLS_SERVER_NAME=a_b c           | CONSUL_TLS_SERVER_NAME: must be a host name or an IP address
+      CONSUL_CLIENT_CERT over http        | consul: {address: 'http://127.0.0.1:8500'}                               | CONSUL_CLIENT_CERT=@cert;CONSUL_CLIENT_KEY=@key | consul.address: TLS is set (CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY), so the address must be https://
+      CONSUL_HTTP_SSL_VERIFY=0 over http  |                                                                          | CONSUL_HTTP_SSL_VERIFY=0               | consul.address: TLS is set (CONSUL_HTTP_SSL_VERIFY), so the address must be https://
+      patroni basic auth over http        | patroni: {url: 'http://127.0.0.1:8008', username: pgbeacon, password-file: '@password'} |         | patroni.url: basic auth is set (patroni.username), so the URL must be https://
+      """)
+  void refusesABadConsulTlsSettingByName(String situation, String yaml, String envPairs, String expected)
+      throws Exception {
+    Path caDir = Files.createDirectories(dir.resolve("cadir"));
+    Map<String, String> names = new java.util.LinkedHashMap<>();
+    names.put("@https", "https://127.0.0.1:8501");
+    names.put("@cadir", caDir.toString());
+    names.put("@cert", tls("client.pem").toString());
+    names.put("@key", tls("client-key.pem").toString());
+    names.put("@eccert", tls("ec-client.pem").toString());
+    names.put("@eckey", tls("ec-client-key.pem").toString());
+    names.put("@otherkey", otherRsaKey().toString());
+    names.put("@garbage", Files.writeString(dir.resolve("garbage.pem"), "not a key\n").toString());
+    names.put("@password", Files.writeString(dir.resolve("password"), "secret\n").toString());
+    names.put("@ca", tls("ca.pem").toString());
+    names.put("@dir", dir.toString());
+    java.util.function.UnaryOperator<String> fill = text -> {
+      String filled = text == null ? "" : text;
+      for (var name : names.entrySet()) {
+        filled = filled.replace(name.getKey(), name.getValue());
+      }
+      return filled;
+    };
+    Map<String, String> env = new java.util.HashMap<>();
+    for (String pair : fill.apply(envPairs).split(";")) {
+      if (pair.isEmpty()) {
+        continue;
+      }
+      String key = pair.substring(0, pair.indexOf('='));
+      if (key.startsWith("/")) { // a file to make: path=content
+        Path file = Path.of(key);
+        Files.createDirectories(file.getParent());
+        Files.writeString(file, pair.substring(pair.indexOf('=') + 1));
+      } else {
+        env.put(key, pair.substring(pair.indexOf('=') + 1));
+      }
+    }
+    ConfigException e = assertThrows(ConfigException.class,
+        () -> ConfigLoader.parse(fill.apply(yaml), ConfigLoader.Overrides.none(), env), situation);
+    assertTrue(e.problems().stream().anyMatch(p -> p.startsWith(expected)), situation + ": " + e.problems());
+    assertFalse(e.problems().stream().anyMatch(p -> p.contains("BEGIN CERTIFICATE") || p.contains("MII")),
+        "no file's contents in a problem: " + e.problems());
+  }
+
+  @Test
+  void basicAuthForPatroniIsAcceptedOverHttps() throws Exception {
+    Path password = Files.writeString(dir.resolve("password"), "secret\n");
+    Config c = ConfigLoader.parse("patroni: {url: 'https://127.0.0.1:8008', username: pgbeacon, password-file: "
+        + password + "}", ConfigLoader.Overrides.none(), Map.of());
+    assertEquals(Optional.of("pgbeacon"), c.patroni().username());
+  }
+
+  /** A PKCS#8 RSA key that is no certificate's here. */
+  private Path otherRsaKey() throws Exception {
+    java.security.KeyPairGenerator generator = java.security.KeyPairGenerator.getInstance("RSA");
+    generator.initialize(2048);
+    String pem = "-----BEGIN PRIVATE KEY-----\n"
+        + java.util.Base64.getMimeEncoder(64, new byte[] {'\n'}).encodeToString(
+            generator.generateKeyPair().getPrivate().getEncoded())
+        + "\n-----END PRIVATE KEY-----\n";
+    return Files.writeString(dir.resolve("other-key.pem"), pem);
   }
 
   static Path tls(String file) {

@@ -2,27 +2,50 @@ package io.pgbeacon.support;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.pgbeacon.config.TlsMaterial;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.security.GeneralSecurityException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import javax.net.ssl.SSLContext;
 
-/** What a Consul consumer sees, read over plain HTTP: for assertions only. */
+/** What a Consul consumer sees, read over plain HTTP (or HTTPS with a client certificate): for assertions only. */
 public final class ConsulHttp {
 
   private static final ObjectMapper JSON = new ObjectMapper();
-  private final HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+  private final HttpClient client;
   private final String base;
   private final String token;
 
   public ConsulHttp(String hostPort, String token) {
-    this.base = "http://" + hostPort;
+    this("http://" + hostPort, token, HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build());
+  }
+
+  private ConsulHttp(String base, String token, HttpClient client) {
+    this.base = base;
     this.token = token;
+    this.client = client;
+  }
+
+  /** Over HTTPS, trusting the agent's CA and showing its client certificate, as a verifying agent's consumers do. */
+  public static ConsulHttp overTls(String hostPort, ConsulDevAgent.Tls tls) {
+    try {
+      SSLContext context = SSLContext.getInstance("TLS");
+      context.init(TlsMaterial.keyManagers(tls.clientCert(), tls.clientKey(), "client certificate").getKeyManagers(),
+          TlsMaterial.trustManagers(TlsMaterial.certificates(tls.ca())).getTrustManagers(), null);
+      return new ConsulHttp("https://" + hostPort, null,
+          HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).sslContext(context).build());
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (GeneralSecurityException | TlsMaterial.BadFile e) {
+      throw new IllegalStateException("the agent's certificates: " + e.getMessage(), e);
+    }
   }
 
   public ConsulHttp(String hostPort) {
