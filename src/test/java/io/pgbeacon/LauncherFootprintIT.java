@@ -36,8 +36,8 @@ import org.junit.jupiter.api.io.TempDir;
  *
  * <p>The limits here have margin over the footprint benchmark's figures (scripts/bench-footprint.sh, a 10-minute
  * run on the lab, README "Footprint benchmark"); they are what a 2-core machine busy with other builds still meets,
- * and the RSS limit is what the launcher and jar of 1a6e706 did not (about 115 MB after half a minute, 127 MB after
- * ten; now about 95 and 100). The class-load log shows the start loads neither Logback's XML configuration (Joran
+ * and the RSS limit is what the launcher and jar of 1a6e706 did not (about 115 MB after half a minute, 130 MB after
+ * ten; now about 95 and 101). The class-load log shows the start loads neither Logback's XML configuration (Joran
  * and the JDK's XML parser) nor JFR's metadata.
  */
 class LauncherFootprintIT {
