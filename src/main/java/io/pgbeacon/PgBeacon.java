@@ -46,6 +46,8 @@ public final class PgBeacon {
 
   private static final Logger log = LoggerFactory.getLogger(PgBeacon.class);
   static final java.time.Duration AGENT_LINGER = java.time.Duration.ofMillis(1200);
+  /** Agent ports, HTTP endpoints, monitor, and one for the start's context and the monitor's clients. */
+  static final int EVENT_LOOPS = 4;
 
   /** Lifecycle; each transition is logged once at INFO. */
   enum State {
@@ -175,13 +177,25 @@ public final class PgBeacon {
   }
 
   /**
-   * The daemon's Vert.x: a small fixed pool, sized for a sidecar, on Linux's epoll transport when it loads, else
-   * on the JDK's. Epoll lets the agent ports cork each reply with its FIN (AgentServer): about a quarter less
-   * server CPU per agent check (scripts/bench-agent.sh).
+   * The daemon's Vert.x, sized for a sidecar, on Linux's epoll transport when it loads, else on the JDK's. Epoll
+   * lets the agent ports cork each reply with its FIN (AgentServer): about a quarter less server CPU per agent check
+   * (scripts/bench-agent.sh).
+   *
+   * <p>Four event loops: the agent ports, the HTTP endpoints and the monitor each on one of their own, the fourth for
+   * the start's context and the monitor's clients (see {@link #start()}). One worker thread and two for Vert.x's
+   * internal blocking work (loading TLS material, host names looked up by the JDK): nothing of pgbeacon's own runs on
+   * them — the Consul calls and key watches have single-thread executors of their own (ConsulRegistrar, KeyWatch).
+   * The pools start their threads on demand, but a fixed pool starts a new thread for each task until it is full, so
+   * Vert.x's defaults (20 and 20) would leave threads, each with its stack and malloc arena, that pgbeacon never needs
+   * (scripts/bench-footprint.sh counts them).
    */
   static Vertx newVertx() {
-    return Vertx.vertx(new VertxOptions().setEventLoopPoolSize(4).setWorkerPoolSize(4)
-        .setPreferNativeTransport(true));
+    return Vertx.vertx(vertxOptions());
+  }
+
+  static VertxOptions vertxOptions() {
+    return new VertxOptions().setEventLoopPoolSize(EVENT_LOOPS).setWorkerPoolSize(1).setInternalBlockingPoolSize(2)
+        .setPreferNativeTransport(true);
   }
 
   /** What the HTTP endpoints show: the board, the monitor's reads and pushes, the agent ports. */

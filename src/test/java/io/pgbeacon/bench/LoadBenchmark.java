@@ -50,7 +50,7 @@ import java.util.stream.Collectors;
  *
  * <p>It starts its own lab ({@code scripts/lab.sh}, {@value #LAB_DIR}, ports from {@value #LAB_PORT}) without the
  * lab's pgbeacons, picks a replica as the measured node and runs both jars there at the same time, each as the lab
- * would ({@link Lab#PGBEACON_JAVA}) with a config in lab.sh's format: the same node name and the node's own Consul
+ * would ({@link Lab#pgbeaconCommand}: through the launcher) with a config in lab.sh's format: the same node name and the node's own Consul
  * agent (so the leader-key watch is real), its own service names ({@code bench-base-*}, {@code bench-new-*}) and
  * agent ports. Each reaches Patroni and its Consul agent through counting TCP proxies of its own in this JVM
  * ({@link CountingProxy}), which forward bytes unchanged. During the outage the Consul proxies stop listening, so
@@ -225,8 +225,8 @@ public final class LoadBenchmark {
     }
 
     void start() throws IOException {
-      List<String> cmd = new ArrayList<>(List.of(Lab.PGBEACON_JAVA.split(" ")));
-      cmd.addAll(List.of(jar.toString(), "run", "--config", config.toString()));
+      List<String> cmd = new ArrayList<>(List.of(Lab.pgbeaconCommand(jar).split(" ")));
+      cmd.addAll(List.of("run", "--config", config.toString()));
       ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true)
           .redirectOutput(log.toFile()); // a fresh log per run
       // Only the config speaks: no CONSUL_HTTP_TOKEN or PGBEACON_LOG_LEVEL from the caller's environment.
@@ -435,8 +435,9 @@ public final class LoadBenchmark {
     for (Beacon b : beacons) {
       out.printf("  %-10s %s (%s)%n", b.label + ":", b.jar, describeJar(b.jar));
     }
-    out.printf("  each: %s JAR run --config %s/{base,new}.yml (poll.interval 500ms, consul.ttl 10s),"
-        + " Patroni and Consul through counting TCP proxies in the benchmark JVM%n", Lab.PGBEACON_JAVA, benchDir);
+    out.printf("  each: %s run --config %s/{base,new}.yml (poll.interval 500ms, consul.ttl 10s),"
+        + " Patroni and Consul through counting TCP proxies in the benchmark JVM%n",
+        Lab.pgbeaconCommand(Path.of("JAR")).replace(Path.of("JAR").toAbsolutePath().toString(), "JAR"), benchDir);
     out.printf("  durations: warm-up %s, steady phases %s each, settle %s before each, outage %s%n",
         human(options.warmup()), human(options.steady()), human(SETTLE), human(options.outage()));
   }

@@ -4,8 +4,12 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 
 /**
  * CPU time from Linux's {@code /proc}: a process's user + system time (all its threads) and the whole machine's
@@ -42,6 +46,58 @@ final class ProcStat {
       // gone
     }
     return -1;
+  }
+
+  /**
+   * Fields of {@code /proc/<pid>/status} in KiB or counts ({@code VmRSS}, {@code RssAnon}, {@code RssFile},
+   * {@code Threads}, …), by name; empty once the process is gone.
+   */
+  static Map<String, Long> status(long pid) {
+    Map<String, Long> fields = new LinkedHashMap<>();
+    try {
+      for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
+        int colon = line.indexOf(':');
+        String digits = colon < 0 ? "" : line.substring(colon + 1).replaceAll("[^0-9]", "");
+        if (colon > 0 && !digits.isEmpty() && digits.length() < 19) {
+          fields.put(line.substring(0, colon), Long.parseLong(digits));
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      fields.clear(); // gone, or gone while being read
+    }
+    return fields;
+  }
+
+  /** Open file descriptors of a process, or -1. */
+  static long fds(long pid) {
+    try (Stream<Path> fds = Files.list(Path.of("/proc/" + pid + "/fd"))) {
+      return fds.count();
+    } catch (IOException | RuntimeException e) {
+      return -1;
+    }
+  }
+
+  /**
+   * utime + stime in clock ticks of each live thread of a process, summed by thread name with trailing digits
+   * folded ({@code vert.x-eventloop-thread-#}): where its CPU goes. Threads that ended are not counted.
+   */
+  static Map<String, Long> threadTicks(long pid) {
+    Map<String, Long> byName = new TreeMap<>();
+    try (Stream<Path> tasks = Files.list(Path.of("/proc/" + pid + "/task"))) {
+      for (Path task : (Iterable<Path>) tasks::iterator) {
+        try {
+          String stat = Files.readString(task.resolve("stat"));
+          String name = stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replaceAll("\\d+", "#");
+          String[] f = stat.substring(stat.lastIndexOf(')') + 2).trim().split(" ");
+          byName.merge(name, Long.parseLong(f[11]) + Long.parseLong(f[12]), Long::sum);
+        } catch (IOException | RuntimeException e) {
+          // the thread ended meanwhile
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      byName.clear();
+    }
+    return byName;
   }
 
   /** {busy, total} ticks of all CPUs since boot (busy = total minus idle and iowait). */

@@ -27,9 +27,14 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  */
 public final class Lab implements BeforeAllCallback {
 
-  /** How the lab runs pgbeacon, followed by the jar: a small heap, as on a database host. */
-  public static final String PGBEACON_JAVA =
-      "java -Xmx96m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:+ExitOnOutOfMemoryError -jar";
+  /**
+   * How the lab runs pgbeacon: through the launcher a user installs ({@code src/main/dist/bin/pgbeacon}, with its JVM
+   * options), on the jar under test, as {@code scripts/demo.sh} does. So the end-to-end suite runs the daemon with
+   * the heap and thread limits users get, and would show an option that starves it.
+   */
+  public static String pgbeaconCommand(Path jar) {
+    return "env PGBEACON_JAR=" + jar.toAbsolutePath() + " " + Components.repoFile("src/main/dist/bin/pgbeacon");
+  }
 
   private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -47,7 +52,7 @@ public final class Lab implements BeforeAllCallback {
   }
 
   private Lab(String dir, String basePort, String patroni) {
-    this(dir, basePort, patroni, PGBEACON_JAVA + " " + Components.jar());
+    this(dir, basePort, patroni, pgbeaconCommand(Components.jar()));
   }
 
   private Lab(String dir, String basePort, String patroni, String pgbeacon) {
