@@ -28,15 +28,11 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.function.Supplier;
 import org.apache.http.HttpRequestInterceptor;
-import org.apache.http.config.RegistryBuilder;
 import org.apache.http.conn.ConnectTimeoutException;
-import org.apache.http.conn.socket.ConnectionSocketFactory;
-import org.apache.http.conn.socket.PlainConnectionSocketFactory;
 import org.apache.http.conn.ssl.SSLConnectionSocketFactory;
 import org.apache.http.client.config.RequestConfig;
 import org.apache.http.impl.client.CloseableHttpClient;
 import org.apache.http.impl.client.HttpClientBuilder;
-import org.apache.http.impl.conn.PoolingHttpClientConnectionManager;
 
 /**
  * {@link ConsulAgent} over Ecwid's consul-api (the design card's choice), with its defaults fixed:
@@ -97,24 +93,16 @@ public final class EcwidConsulAgent implements ConsulAgent {
         .setConnectionRequestTimeout(connectMillis)
         .setSocketTimeout((int) socketMillis)
         .build();
-    // Our own pool, with TLS only for an https address: left to itself, the builder sets up the JDK's default TLS
-    // context (about 300 classes and the parsed cacerts, 2-3 MB) also for plain http.
-    RegistryBuilder<ConnectionSocketFactory> schemes = RegistryBuilder.<ConnectionSocketFactory>create()
-        .register("http", PlainConnectionSocketFactory.getSocketFactory());
-    if ("https".equals(config.address().getScheme())) {
-      schemes.register("https", tls.orElseGet(SSLConnectionSocketFactory::getSocketFactory));
-    }
-    PoolingHttpClientConnectionManager pool = new PoolingHttpClientConnectionManager(schemes.build());
-    pool.setMaxTotal(connections);
-    pool.setDefaultMaxPerRoute(connections);
-    return HttpClientBuilder.create()
-        .setConnectionManager(pool)
+    HttpClientBuilder builder = HttpClientBuilder.create()
         .setDefaultRequestConfig(deadlines)
+        .setMaxConnPerRoute(connections)
+        .setMaxConnTotal(connections)
         .disableAutomaticRetries()
         .setUserAgent("pgbeacon")
         .addInterceptorLast((HttpRequestInterceptor) (request, context) -> token.get()
-            .ifPresent(t -> request.setHeader("X-Consul-Token", t.value())))
-        .build();
+            .ifPresent(t -> request.setHeader("X-Consul-Token", t.value())));
+    tls.ifPresent(builder::setSSLSocketFactory);
+    return builder.build();
   }
 
   private static ConsulRawClient rawClient(Config.Consul config, CloseableHttpClient http) {

@@ -8,7 +8,6 @@ import io.pgbeacon.support.Await;
 import io.pgbeacon.support.Components;
 import io.pgbeacon.support.ConsulDevAgent;
 import io.pgbeacon.support.ConsulHttp;
-import io.pgbeacon.support.Lab;
 import io.pgbeacon.support.RecordedPatroni;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -191,16 +190,17 @@ class ConsulTlsIT {
     beacons.put(name, Beacon.start(name, config, env, dir.resolve(name + ".log")));
   }
 
-  /** One pgbeacon process from the jar under test, as the lab runs it, its log in a file; stopped by its PID. */
+  /** One pgbeacon process from the jar under test, through the launcher as the lab runs it, its log in a file; stopped by its PID. */
   private record Beacon(String name, Process process, Path log) implements AutoCloseable {
 
     static Beacon start(String name, Path config, Map<String, String> env, Path log) throws IOException {
-      List<String> cmd = new ArrayList<>(List.of(Lab.PGBEACON_JAVA.split(" ")));
-      cmd.set(0, Path.of(System.getProperty("java.home"), "bin", "java").toString());
-      cmd.addAll(List.of(Components.jar().toString(), "run", "--config", config.toString()));
+      List<String> cmd = List.of(Components.repoFile("src/main/dist/bin/pgbeacon").toString(), "run", "--config",
+          config.toString());
       ProcessBuilder builder = new ProcessBuilder(cmd).redirectErrorStream(true)
           .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
       builder.environment().keySet().removeIf(k -> k.startsWith("CONSUL_")); // only what the case gives
+      builder.environment().put("PGBEACON_JAR", Components.jar().toString());
+      builder.environment().put("JAVA", Path.of(System.getProperty("java.home"), "bin", "java").toString());
       builder.environment().putAll(env);
       builder.environment().put("PGBEACON_LOG_LEVEL", "INFO");
       return new Beacon(name, builder.start(), log);
