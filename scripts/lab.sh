@@ -550,8 +550,10 @@ defaults
   # cannot be reached, so this is what takes out a node whose pgbeacon was killed (connection refused: DOWN within
   # inter + (fall-1) x fastinter = 1.25 s) or stopped (SIGSTOP: the kernel accepts, nothing answers: DOWN within
   # inter + fall x 1s + (fall-1) x fastinter = 3.25 s; a check waits the longer of timeout check and inter for the
-  # reply). A server in MAINT is not checked: it stays MAINT.
-  default-server inter 1s fastinter 250ms fall 2 rise 1 on-marked-down shutdown-sessions agent-inter 200ms
+  # reply). A server in MAINT is not checked: it stays MAINT. rise 3: a pgbeacon back from a hang passes the check
+  # at once while HAProxy still holds its agent word from before (up ready on an old primary); UP only after
+  # (rise-1) x fastinter = 500 ms, longer than agent-inter, so the agent is heard first (haproxy/README.md).
+  default-server inter 1s fastinter 250ms fall 2 rise 3 on-marked-down shutdown-sessions agent-inter 200ms
 
 frontend stats
   mode http

@@ -326,7 +326,11 @@ public final class Main implements Callable<Integer> {
           String.join("; ", ConfigSummary.lines(config)));
       PgBeacon beacon = new PgBeacon(config, version(), ((Main) spec.root().userObject()).env);
       // Before the start: the JVM's own SIGHUP action is to exit. The handler only hands the reload to Vert.x.
-      sun.misc.Signal.handle(new sun.misc.Signal("HUP"), signal -> beacon.reload(options::reread));
+      try {
+        sun.misc.Signal.handle(new sun.misc.Signal("HUP"), signal -> beacon.reload(options::reread));
+      } catch (IllegalArgumentException e) { // -Xrs in the JVM options: the JVM leaves SIGHUP alone
+        org.slf4j.LoggerFactory.getLogger(Main.class).warn("reload on SIGHUP is off: {}", e.getMessage());
+      }
       CountDownLatch exited = new CountDownLatch(1);
       Runtime.getRuntime().addShutdownHook(new Thread(() -> {
         try {

@@ -340,11 +340,12 @@ public final class PgBeacon {
       return true;
     }
     Config effective = changes.effective();
+    ReplyPolicy replies = ReplyPolicy.of(effective); // everything that may throw before anything is swapped
     if (!effective.consul().token().equals(running.consul().token())) {
-      consul.useToken(effective.consul().token()); // first: it throws if the agent cannot, and nothing is changed
+      consul.useToken(effective.consul().token()); // first swap: it throws if the agent cannot, and nothing changed
     }
     monitor.thresholds(effective);
-    board.policy(ReplyPolicy.of(effective));
+    board.policy(replies);
     config = effective;
     log.info("reloaded ({}): {}", String.join(", ", changes.applied()),
         String.join("; ", ConfigSummary.lines(effective)));

@@ -74,16 +74,24 @@ public record ConfigChanges(List<String> applied, List<String> restartNeeded, Co
         compare(child(key, c.getName()), value(c, ra), value(c, rb), changed);
       }
     } else if (!java.util.Objects.equals(a, b)) {
-      changed.add(key);
+      changed.add(settingKey(b).or(() -> settingKey(a)).orElse(key));
     }
+  }
+
+  /** A TLS setting is reported under the key it was given by ({@code consul.cert-file}, {@code CONSUL_CLIENT_CERT}). */
+  private static Optional<String> settingKey(Object value) {
+    Object v = value instanceof Optional<?> o ? o.orElse(null) : value;
+    return v instanceof Config.Setting<?> s ? Optional.of(s.key()) : Optional.empty();
   }
 
   /**
    * A record of YAML keys: the config and its nested records, but not a value that happens to be a record (a
-   * {@link Secret}, whose change is the change of its file key; the leader key, one YAML value).
+   * {@link Secret}, whose change is the change of its file key; the leader key, one YAML value; a TLS setting, a value
+   * with the key it came from).
    */
   private static boolean block(Object value) {
     return value instanceof Record && value.getClass() != Config.LeaderKey.class
+        && value.getClass() != Config.Setting.class
         && (value.getClass() == Config.class || value.getClass().getEnclosingClass() == Config.class);
   }
 

@@ -46,6 +46,15 @@ class ConfigChangesTest {
   }
 
   @Test
+  void aChangedTlsSettingNeedsARestartUnderTheKeyItWasGivenBy() throws Exception {
+    String https = BASE.replace("consul: {address: 'http://127.0.0.1:8500', ttl: 10s}",
+        "consul: {address: 'https://127.0.0.1:8501', ttl: 10s, tls-server-name: a.consul}");
+    ConfigChanges changes = ConfigChanges.between(parse(https), parse(https.replace("a.consul", "b.consul")));
+    assertEquals(List.of(), changes.applied());
+    assertEquals(List.of("consul.tls-server-name"), changes.restartNeeded());
+  }
+
+  @Test
   void theEffectiveConfigTakesOnlyTheReloadableValues() throws Exception {
     Config running = parse(BASE);
     Config next = parse(BASE.replace("wrong-role: maint", "wrong-role: drain").replace("18501", "18503")
