@@ -4,19 +4,14 @@ import io.pgbeacon.agent.ReplyBoard;
 import io.pgbeacon.agent.ReplyPolicy;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.config.ConfigLoader;
-import io.pgbeacon.consul.ConsulRegistrar;
-import io.pgbeacon.consul.DcsWatch;
 import io.pgbeacon.health.Freshness;
 import io.pgbeacon.health.NodeHealth;
-import io.pgbeacon.health.Observations;
 import io.pgbeacon.health.TimeSource;
-import io.pgbeacon.http.StatusSource;
 import io.pgbeacon.metrics.Metrics;
+import io.pgbeacon.support.VerdictOnly;
 import io.vertx.core.Vertx;
-import java.time.Instant;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -57,7 +52,7 @@ public final class InProcessAgent implements AutoCloseable {
     ReplyBoard board = new ReplyBoard(health, ReplyPolicy.of(config), Freshness.UNBOUNDED, TimeSource.SYSTEM);
     AgentVerticle verticle = new AgentVerticle(config.agent(), board, metrics);
     HttpVerticle http = yaml.contains("http:") && config.http().isPresent()
-        ? new HttpVerticle(config, new BoardSource(board), Metrics.none(), "test",
+        ? new HttpVerticle(config, new VerdictOnly(board::health, () -> true), Metrics.none(), "test",
         Freshness.UNBOUNDED) : null;
     try {
       PgBeacon.deployAgent(vertx, verticle).toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
@@ -76,43 +71,6 @@ public final class InProcessAgent implements AutoCloseable {
     return http == null ? 0 : http.port();
   }
 
-  /** What the HTTP endpoints show: the board's verdict, nothing else known. */
-  private record BoardSource(ReplyBoard board) implements StatusSource {
-    @Override
-    public NodeHealth health() {
-      return board.health();
-    }
-
-    @Override
-    public Map<Config.View, Instant> since() {
-      return Map.of();
-    }
-
-    @Override
-    public Observations.Latest reads() {
-      return new Observations.Latest(Optional.empty(), Optional.empty());
-    }
-
-    @Override
-    public List<DcsWatch.WatchState> watches() {
-      return List.of();
-    }
-
-    @Override
-    public Map<String, ConsulRegistrar.Push> pushes() {
-      return Map.of();
-    }
-
-    @Override
-    public Map<String, Instant> registered() {
-      return Map.of();
-    }
-
-    @Override
-    public boolean listening() {
-      return true;
-    }
-  }
 
   /** The bound ports, in the order of {@code config.listen()}. */
   public List<Integer> ports() {

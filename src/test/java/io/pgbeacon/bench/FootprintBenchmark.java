@@ -1,5 +1,11 @@
 package io.pgbeacon.bench;
 
+import static io.pgbeacon.bench.BenchRuns.cmdline;
+import static io.pgbeacon.bench.BenchRuns.duration;
+import static io.pgbeacon.bench.BenchRuns.human;
+import static io.pgbeacon.bench.BenchRuns.sleepQuietly;
+import static io.pgbeacon.bench.BenchRuns.tail;
+
 import io.pgbeacon.support.Components;
 import io.pgbeacon.support.Lab;
 import java.io.ByteArrayOutputStream;
@@ -71,7 +77,6 @@ public final class FootprintBenchmark {
   static final int SAMPLE_SECONDS = 5;
   static final int START_SECONDS = 10;
   private static final Duration FIRST_VERDICT_LIMIT = Duration.ofSeconds(60);
-  private static final Pattern DURATION = Pattern.compile("(\\d+)(ms|s|m|h)");
   /** Port offsets (from the lab's base) free on every node's address in a three-node lab: see the class comment. */
   private static final int[] PORT_BLOCKS = {40, 43, 46, 51, 54, 57};
   private static final Pattern NMT_LINE = Pattern.compile(
@@ -142,20 +147,6 @@ public final class FootprintBenchmark {
         throw new IllegalArgumentException("no file at " + p);
       }
       return p;
-    }
-
-    static Duration duration(String text) {
-      Matcher m = DURATION.matcher(text.trim());
-      if (!m.matches()) {
-        throw new IllegalArgumentException("not a duration (500ms, 20s, 10m, 1h): '" + text + "'");
-      }
-      long n = Long.parseLong(m.group(1));
-      return switch (m.group(2)) {
-        case "ms" -> Duration.ofMillis(n);
-        case "s" -> Duration.ofSeconds(n);
-        case "m" -> Duration.ofMinutes(n);
-        default -> Duration.ofHours(n);
-      };
     }
   }
 
@@ -885,15 +876,6 @@ public final class FootprintBenchmark {
     }
   }
 
-  private static String cmdline(long pid) {
-    try {
-      return new String(Files.readAllBytes(Path.of("/proc/" + pid + "/cmdline")), StandardCharsets.UTF_8)
-          .replace('\0', ' ');
-    } catch (IOException e) {
-      return "";
-    }
-  }
-
   /** Idempotent: pgbeacons (by PID), then the lab. */
   private void cleanUp() {
     synchronized (labLock) {
@@ -949,32 +931,7 @@ public final class FootprintBenchmark {
     t.start();
   }
 
-  private static String tail(Path log) {
-    try {
-      List<String> lines = Files.readAllLines(log);
-      return String.join("\n", lines.subList(Math.max(0, lines.size() - 20), lines.size()));
-    } catch (IOException e) {
-      return "(unreadable)";
-    }
-  }
-
-  private static String human(Duration d) {
-    long s = d.toSeconds();
-    if (d.toMillis() % 1000 != 0) {
-      return d.toMillis() + "ms";
-    }
-    return s >= 60 && s % 60 == 0 ? s / 60 + "m" : s >= 60 ? s / 60 + "m" + s % 60 + "s" : s + "s";
-  }
-
   private void say(String format, Object... args) {
     System.out.printf("[bench %4ds] %s%n", (System.nanoTime() - t0) / 1_000_000_000L, String.format(format, args));
-  }
-
-  private static void sleepQuietly(long millis) {
-    try {
-      Thread.sleep(millis);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
   }
 }

@@ -1,5 +1,11 @@
 package io.pgbeacon.bench;
 
+import static io.pgbeacon.bench.BenchRuns.cmdline;
+import static io.pgbeacon.bench.BenchRuns.duration;
+import static io.pgbeacon.bench.BenchRuns.human;
+import static io.pgbeacon.bench.BenchRuns.sleepQuietly;
+import static io.pgbeacon.bench.BenchRuns.tail;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.pgbeacon.support.Components;
@@ -38,8 +44,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import java.util.function.Predicate;
 import java.util.jar.JarFile;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 
 /**
@@ -82,7 +86,6 @@ public final class LoadBenchmark {
   private static final Duration TAIL = Duration.ofSeconds(5);
   private static final Duration CONVERGE = Duration.ofSeconds(90);
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final Pattern DURATION = Pattern.compile("(\\d+)(ms|s|m|h)");
 
   record Options(Path baseline, Path jar, Duration steady, Duration outage, Duration warmup, String patroni) {
 
@@ -113,20 +116,6 @@ public final class LoadBenchmark {
         throw new IllegalArgumentException("no jar at " + p);
       }
       return p;
-    }
-
-    static Duration duration(String text) {
-      Matcher m = DURATION.matcher(text.trim());
-      if (!m.matches()) {
-        throw new IllegalArgumentException("not a duration (500ms, 20s, 10m, 1h): '" + text + "'");
-      }
-      long n = Long.parseLong(m.group(1));
-      return switch (m.group(2)) {
-        case "ms" -> Duration.ofMillis(n);
-        case "s" -> Duration.ofSeconds(n);
-        case "m" -> Duration.ofMinutes(n);
-        default -> Duration.ofHours(n);
-      };
     }
   }
 
@@ -920,15 +909,6 @@ public final class LoadBenchmark {
     }
   }
 
-  private static String cmdline(long pid) {
-    try {
-      return new String(Files.readAllBytes(Path.of("/proc/" + pid + "/cmdline")), StandardCharsets.UTF_8)
-          .replace('\0', ' ');
-    } catch (IOException e) {
-      return "";
-    }
-  }
-
   /** Idempotent: pgbeacons (by PID), tcpdump, proxies, then the lab. */
   private void cleanUp() {
     synchronized (labLock) {
@@ -1014,32 +994,7 @@ public final class LoadBenchmark {
     }
   }
 
-  private static String tail(Path log) {
-    try {
-      List<String> lines = Files.readAllLines(log);
-      return String.join("\n", lines.subList(Math.max(0, lines.size() - 20), lines.size()));
-    } catch (IOException e) {
-      return "(unreadable)";
-    }
-  }
-
-  private static String human(Duration d) {
-    long s = d.toSeconds();
-    if (d.toMillis() % 1000 != 0) {
-      return d.toMillis() + "ms";
-    }
-    return s >= 60 && s % 60 == 0 ? s / 60 + "m" : s >= 60 ? s / 60 + "m" + s % 60 + "s" : s + "s";
-  }
-
   private void say(String format, Object... args) {
     System.out.printf("[bench %4ds] %s%n", (System.nanoTime() - t0) / 1_000_000_000L, String.format(format, args));
-  }
-
-  private static void sleepQuietly(long millis) {
-    try {
-      Thread.sleep(millis);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
   }
 }

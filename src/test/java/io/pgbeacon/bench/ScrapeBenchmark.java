@@ -21,6 +21,8 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -223,34 +225,29 @@ public final class ScrapeBenchmark {
     return r.errors() == 0 ? "ok " : r.errors() + " errors (" + r.firstProblem() + ")";
   }
 
-  /** A scrape every second on a thread of its own, until closed. */
+  /** A scrape every second on a thread of its own, until closed (or the first failed scrape). */
   private static final class Ticker implements AutoCloseable {
-    private final Thread thread;
-    private volatile boolean stop;
+    private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "bench-scraper");
+      t.setDaemon(true);
+      return t;
+    });
 
     Ticker(Scraper scraper) {
-      thread = new Thread(() -> {
-        while (!stop) {
-          try {
-            scraper.get();
-            Thread.sleep(1000);
-          } catch (InterruptedException e) {
-            return;
-          } catch (IOException e) {
-            System.out.println("     scrape failed: " + e);
-            return;
-          }
+      timer.scheduleWithFixedDelay(() -> {
+        try {
+          scraper.get();
+        } catch (IOException e) {
+          System.out.println("     scrape failed: " + e);
+          timer.shutdown();
         }
-      }, "bench-scraper");
-      thread.setDaemon(true);
-      thread.start();
+      }, 0, 1, TimeUnit.SECONDS);
     }
 
     @Override
     public void close() throws InterruptedException {
-      stop = true;
-      thread.interrupt();
-      thread.join(5000);
+      timer.shutdownNow();
+      timer.awaitTermination(5, TimeUnit.SECONDS);
     }
   }
 

@@ -5,14 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.pgbeacon.config.Config;
 import io.pgbeacon.config.ConfigLoader;
-import io.pgbeacon.consul.ConsulRegistrar;
-import io.pgbeacon.consul.DcsWatch;
 import io.pgbeacon.health.Freshness;
 import io.pgbeacon.health.NodeHealth;
-import io.pgbeacon.health.Observations;
 import io.pgbeacon.metrics.Metrics;
 import io.pgbeacon.support.FakeTime;
 import io.pgbeacon.support.Healths;
+import io.pgbeacon.support.VerdictOnly;
 import io.vertx.core.Vertx;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -20,7 +18,6 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -46,48 +43,16 @@ class StatusServerTest {
   private int port;
 
   /** A daemon whose verdict, agent ports and failures the test sets. */
-  private static final class Stub implements StatusSource {
+  private static final class Stub {
     volatile NodeHealth health;
     volatile boolean listening = true;
     volatile RuntimeException failure;
-
-    @Override
-    public NodeHealth health() {
+    final StatusSource source = new VerdictOnly(() -> {
       if (failure != null) {
         throw failure;
       }
       return health;
-    }
-
-    @Override
-    public Map<Config.View, Instant> since() {
-      return Map.of();
-    }
-
-    @Override
-    public Observations.Latest reads() {
-      return new Observations.Latest(Optional.empty(), Optional.empty());
-    }
-
-    @Override
-    public List<DcsWatch.WatchState> watches() {
-      return List.of();
-    }
-
-    @Override
-    public Map<String, ConsulRegistrar.Push> pushes() {
-      return Map.of();
-    }
-
-    @Override
-    public Map<String, Instant> registered() {
-      return Map.of();
-    }
-
-    @Override
-    public boolean listening() {
-      return listening;
-    }
+    }, () -> listening);
   }
 
   @BeforeEach
@@ -95,7 +60,7 @@ class StatusServerTest {
     daemon.health = Healths.primary("node1").observedAt(time.nanos()).build();
     Config config = ConfigLoader.parse("", ConfigLoader.Overrides.none(), Map.of());
     vertx = Vertx.vertx();
-    server = new StatusServer(vertx, config, daemon, new Metrics("test", Optional.of("node1")), FRESHNESS, time,
+    server = new StatusServer(vertx, config, daemon.source, new Metrics("test", Optional.of("node1")), FRESHNESS, time,
         "test");
     port = server.start(new Config.Http("127.0.0.1", 0)).toCompletionStage().toCompletableFuture()
         .get(10, TimeUnit.SECONDS);
