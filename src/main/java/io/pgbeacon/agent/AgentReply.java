@@ -32,9 +32,10 @@ public final class AgentReply {
   private AgentReply() {}
 
   public static String line(NodeHealth health, Config.View view, ReplyPolicy policy) {
-    // Only a replica has a lag weight; a passing primary always weighs 100%.
-    OptionalLong lag = view == Config.View.REPLICA ? health.lagBytes() : OptionalLong.empty();
-    return line(health.view(view), lag, view, policy);
+    // Only the replica view's verdict has a lag weight (sync, async, read-only answer with it on a replica): a
+    // primary always weighs 100%.
+    Verdict verdict = health.view(view);
+    return line(verdict, verdict == health.replica() ? health.lagBytes() : OptionalLong.empty(), view, policy);
   }
 
   static String line(Verdict verdict, OptionalLong lag, Config.View view, ReplyPolicy policy) {
@@ -67,7 +68,8 @@ public final class AgentReply {
    * replies are kept. (A replica's weight follows its exact lag, which the reason shows only rounded.)
    */
   public static boolean sameInputs(NodeHealth a, NodeHealth b) {
-    return a.primary().equals(b.primary()) && a.replica().equals(b.replica()) && a.lagBytes().equals(b.lagBytes());
+    return a.primary().equals(b.primary()) && a.replica().equals(b.replica()) && a.lagBytes().equals(b.lagBytes())
+        && a.sync() == b.sync() && a.role().equals(b.role());
   }
 
   public static byte[] bytes(NodeHealth health, Config.View view, ReplyPolicy policy) {

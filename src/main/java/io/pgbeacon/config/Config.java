@@ -212,20 +212,41 @@ public record Config(
   /**
    * The replica service: critical when lag exceeds {@code maxLag}, warning above {@code warnLag}.
    */
-  public record Replica(String name, int port, long maxLag, long warnLag) {
+  public record Replica(String name, int port, long maxLag, long warnLag, boolean requireStreaming,
+      Duration streamingGrace) {
+
+    public Replica {
+      Objects.requireNonNull(streamingGrace, "streamingGrace");
+    }
 
     public Service asService() {
       return new Service(name, port);
     }
   }
 
-  /** Which verdict an agent-check port answers from. */
+  /**
+   * Which verdict an agent-check port, an HTTP health endpoint or a Consul service answers from. Two are decided
+   * ({@link #PRIMARY}, {@link #REPLICA}) and published in Consul; the others are read from those two and the
+   * node's facts ({@link io.pgbeacon.health.NodeHealth#view}).
+   */
   public enum View {
     PRIMARY,
-    REPLICA;
+    REPLICA,
+    /** Healthy replicas that are synchronous standbys now. */
+    SYNC,
+    /** Healthy replicas that are not synchronous standbys (a standby leader included). */
+    ASYNC,
+    /** Any node that serves reads: the primary, or a healthy replica. */
+    READ_ONLY,
+    /** The leader of a standby cluster, healthy and streaming from its source. */
+    STANDBY_LEADER;
 
+    /** The views that are Consul services; the others exist at the agent ports and HTTP endpoints only. */
+    public static final List<View> IN_CONSUL = List.of(PRIMARY, REPLICA);
+
+    /** {@code primary}, {@code read-only}, {@code standby-leader}: the name in the config, agent-send and HTTP. */
     public String key() {
-      return name().toLowerCase(java.util.Locale.ROOT);
+      return name().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
     }
 
     /** The view named {@code text} (any case, surrounding blanks ignored). */

@@ -30,7 +30,8 @@ public record ConfigChanges(List<String> applied, List<String> restartNeeded, Co
   /** The keys a reload applies. {@code consul.token-file} stands for the token wherever it comes from. */
   public static final Set<String> RELOADABLE = Set.of(
       "agent.wrong-role", "agent.past-max-lag", "agent.weight-lag-start", "agent.weight-floor", "agent.maxconn",
-      "services.replica.max-lag", "services.replica.warn-lag", "consul.token-file");
+      "services.replica.max-lag", "services.replica.warn-lag", "services.replica.require-streaming",
+      "services.replica.streaming-grace", "consul.token-file");
 
   public ConfigChanges {
     applied = List.copyOf(applied);
@@ -58,7 +59,8 @@ public record ConfigChanges(List<String> applied, List<String> restartNeeded, Co
     Config.Replica r = running.services().replica();
     Config.Replica nr = next.services().replica();
     Config.Services services = new Config.Services(running.services().address(), running.services().primary(),
-        new Config.Replica(r.name(), r.port(), nr.maxLag(), nr.warnLag()));
+        new Config.Replica(r.name(), r.port(), nr.maxLag(), nr.warnLag(), nr.requireStreaming(),
+            nr.streamingGrace()));
     return new Config(running.node(), running.patroni(), running.pgbouncer(),
         running.consul().withToken(next.consul().token()), services, running.pollInterval(), agent, running.http());
   }

@@ -28,6 +28,7 @@ import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.Iterator;
 import java.util.List;
@@ -58,6 +59,11 @@ public final class ConfigLoader {
   /** Patroni answers {@code /primary} from memory; faster only loads its REST API (polls quicken by themselves). */
   static final Duration MIN_POLL = Duration.ofMillis(100);
   static final Duration MIN_TIMEOUT = Duration.ofMillis(50);
+  /**
+   * How long a replica that streamed stays in the replica view while it does not: its walreceiver reconnecting to a
+   * new leader after a switchover takes a few seconds, and every replica would leave the read pool at once.
+   */
+  static final Duration DEFAULT_STREAMING_GRACE = Duration.ofSeconds(10);
   static final Duration MAX_TIMEOUT = Duration.ofSeconds(10);
   /** A Patroni member name: part of Consul service IDs, which consul-api puts in URL paths unencoded. */
   private static final String NODE_NAME = "[A-Za-z0-9][A-Za-z0-9._-]*";
@@ -480,7 +486,7 @@ public final class ConfigLoader {
     String primaryName = p.serviceName("name", "patroni-primary");
     int primaryPort = p.port("port", 6432);
     Node r = n.child("replica");
-    r.only("name", "port", "max-lag", "warn-lag");
+    r.only("name", "port", "max-lag", "warn-lag", "require-streaming", "streaming-grace");
     String replicaName = r.serviceName("name", "patroni-replica");
     int replicaPort = r.port("port", 6432);
     Long maxLag = r.size("max-lag", 16L << 20);
@@ -492,11 +498,14 @@ public final class ConfigLoader {
     if (primaryName != null && primaryName.equals(replicaName)) {
       problem(r.key("name"), replicaName, "must differ from services.primary.name");
     }
-    if (maxLag == null || warnLag == null) {
+    boolean requireStreaming = r.bool("require-streaming", true);
+    Duration streamingGrace = r.duration("streaming-grace", DEFAULT_STREAMING_GRACE, Duration.ZERO,
+        Duration.ofMinutes(5));
+    if (maxLag == null || warnLag == null || streamingGrace == null) {
       return null;
     }
     return new Services(address, new Service(primaryName, primaryPort),
-        new Replica(replicaName, replicaPort, maxLag, warnLag));
+        new Replica(replicaName, replicaPort, maxLag, warnLag, requireStreaming, streamingGrace));
   }
 
   /** {@code http: off} turns the endpoints off; a mapping, or nothing, gives 127.0.0.1:8009 unless it says else. */
@@ -559,7 +568,7 @@ public final class ConfigLoader {
     }
     Integer weightFloor = n.percent("weight-floor", 10);
     Node m = n.child("maxconn");
-    m.only("primary", "replica");
+    m.only(Arrays.stream(View.values()).map(View::key).toArray(String[]::new));
     Map<View, Integer> maxconn = new EnumMap<>(View.class);
     for (View view : View.values()) {
       if (m.has(view.key())) {

@@ -113,7 +113,7 @@ public final class ConsulRegistrar {
     this.worker = vertx.createSharedWorkerExecutor("pgbeacon-consul", 1,
         agent.giveUpAfter().plus(config.consul().timeout()).toMillis(), TimeUnit.MILLISECONDS);
     this.failures = new FailureRun(log, "Consul", time);
-    for (Config.View view : Config.View.values()) {
+    for (Config.View view : Config.View.IN_CONSUL) {
       lagMeta.put(view, new LagMeta());
     }
   }
@@ -248,12 +248,12 @@ public final class ConsulRegistrar {
     Map<Config.View, ServiceRegistration> nowRegistered = new EnumMap<>(Config.View.class);
     Map<Config.View, Pushed> nowPushed = new EnumMap<>(Config.View.class);
     int calls = 0;
-    Config.View[] views = Config.View.values();
+    List<Config.View> views = Config.View.IN_CONSUL;
     Config.View current = null;
     boolean registering = false;
     try {
-      for (int i = 0; i < views.length; i++) {
-        Config.View view = current = views[i];
+      for (int i = 0; i < views.size(); i++) {
+        Config.View view = current = views.get(i);
         ServiceRegistration want = wanted.get(i);
         Verdict verdict = health.view(view);
         Pushed was = knownChecks.get(view);
@@ -485,7 +485,7 @@ public final class ConsulRegistrar {
     // While Patroni is unreachable the verdict knows no role: keep advertising the last known shape.
     boolean knowsFacts = health.role().isPresent();
     List<ServiceRegistration> list = new ArrayList<>();
-    for (Config.View view : Config.View.values()) {
+    for (Config.View view : Config.View.IN_CONSUL) {
       ServiceRegistration was = advertised.get(view);
       Status status = health.view(view).status();
       ServiceRegistration r;
@@ -513,9 +513,14 @@ public final class ConsulRegistrar {
     return Optional.of(list);
   }
 
+  /**
+   * Patroni's own register_service tags: its role word ({@code master}/{@code primary}, {@code replica},
+   * {@code standby-leader} for a standby cluster's leader, as Patroni spells that tag), sync or async on a replica,
+   * and the scope, so that {@code <scope>.patroni-primary.service.consul} names one cluster's primary.
+   */
   private static List<String> tags(NodeHealth health) {
     List<String> tags = new ArrayList<>();
-    health.role().ifPresent(r -> tags.add(r.word()));
+    health.role().ifPresent(r -> tags.add(r.role() == Role.STANDBY_LEADER ? "standby-leader" : r.word()));
     if (health.role().map(r -> r.role() == Role.REPLICA).orElse(false)) {
       tags.add(health.sync() ? "sync" : "async");
     }

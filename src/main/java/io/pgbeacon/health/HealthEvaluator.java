@@ -47,6 +47,15 @@ public final class HealthEvaluator {
    */
   public static NodeHealth evaluate(PatroniReading reading, PgBouncerStatus pgbouncer, DcsLeader dcsLeader,
       HealthPolicy policy, long observedAt, TimeSource time) {
+    return evaluate(reading, pgbouncer, dcsLeader, StreamHistory.NONE.after(reading, observedAt), policy, observedAt,
+        time);
+  }
+
+  /**
+   * The verdict, with what earlier readings showed of this node's streaming ({@code streams}, this reading folded in).
+   */
+  public static NodeHealth evaluate(PatroniReading reading, PgBouncerStatus pgbouncer, DcsLeader dcsLeader,
+      StreamHistory streams, HealthPolicy policy, long observedAt, TimeSource time) {
     if (reading instanceof PatroniReading.Unavailable unavailable) {
       Verdict v = Verdict.critical(unavailable.reason());
       return new NodeHealth(policy.node(), Optional.empty(), Optional.empty(), OptionalLong.empty(), OptionalLong.empty(),
@@ -67,7 +76,8 @@ public final class HealthEvaluator {
     boolean sync = status.syncStandby() || self.map(ClusterView.Member::sync).orElse(false);
 
     Verdict primary = primaryVerdict(status, cluster, node, dcsLeader, pgbouncer, policy, time);
-    Verdict replica = replicaVerdict(status, observed, self, lag, pgbouncer, policy);
+    Verdict replica = replicaVerdict(status, observed, self, lag, pgbouncer, policy,
+        streams.notStreamingFor(observedAt));
     return new NodeHealth(node, status.scope().or(() -> cluster.flatMap(ClusterView::scope)),
         Optional.of(new ReportedRole(status.role(), status.roleName())),
         status.timeline(), status.role() == Role.REPLICA ? lag : OptionalLong.empty(), sync, status.version(),
@@ -130,23 +140,30 @@ public final class HealthEvaluator {
     return Verdict.passing(reason.toString());
   }
 
+  /**
+   * The replica view: a healthy replica, or a standby cluster's leader (a replica of another cluster: it serves
+   * reads, and Patroni reports no lag for a leader).
+   *
+   * @param sinceStreaming how long ago this PostgreSQL was last seen streaming; empty if not since it started
+   */
   private static Verdict replicaVerdict(PatroniStatus status, PatroniReading.Observed observed,
-      Optional<ClusterView.Member> self, OptionalLong lag, PgBouncerStatus pgbouncer, HealthPolicy policy) {
+      Optional<ClusterView.Member> self, OptionalLong lag, PgBouncerStatus pgbouncer, HealthPolicy policy,
+      OptionalLong sinceStreaming) {
     if (!status.running()) {
       return Verdict.critical("PostgreSQL " + status.state() + " (role " + status.roleName() + ")");
     }
     switch (status.role()) {
-      case PRIMARY, STANDBY_LEADER -> {
+      case PRIMARY -> {
         return Verdict.wrongRole(status.roleName());
       }
       case OTHER -> {
         return Verdict.critical("role " + status.roleName());
       }
-      case REPLICA -> {
+      case REPLICA, STANDBY_LEADER -> {
         // fall through to the checks below
       }
     }
-    if (status.holdsLeaderLock()) {
+    if (status.role() == Role.REPLICA && status.holdsLeaderLock()) {
       return Verdict.critical("promoting: holds the leader lock");
     }
     if (status.tag("noloadbalance")) {
@@ -156,6 +173,36 @@ public final class HealthEvaluator {
     if (bouncer.isPresent()) {
       return bouncer.get();
     }
+    Optional<String> notStreaming = policy.requireStreaming() && status.reportsStreaming() && !status.streaming()
+        ? Optional.of(status.replicationState().map(s -> "replication_state " + s).orElse("no replication_state"))
+        : Optional.empty();
+    if (notStreaming.isPresent() && (sinceStreaming.isEmpty()
+        || sinceStreaming.getAsLong() > policy.streamingGrace().toNanos())) {
+      return Verdict.critical("not streaming (" + notStreaming.get() + ")" + (sinceStreaming.isEmpty()
+          ? " since PostgreSQL started" : " for " + Units.formatDuration(Duration.ofNanos(sinceStreaming.getAsLong()))
+              + ", past streaming-grace " + Units.formatDuration(policy.streamingGrace())));
+    }
+    Verdict verdict = status.role() == Role.STANDBY_LEADER ? standbyLeaderVerdict(status, pgbouncer)
+        : lagVerdict(status, observed, self, lag, pgbouncer, policy);
+    if (notStreaming.isEmpty() || verdict.kind() == Verdict.Kind.PAST_MAX_LAG) {
+      return verdict;
+    }
+    return Verdict.warning(verdict.reason() + ", not streaming (" + notStreaming.get() + ") for "
+        + Units.formatDuration(Duration.ofNanos(sinceStreaming.getAsLong())) + ", within streaming-grace "
+        + Units.formatDuration(policy.streamingGrace()));
+  }
+
+  private static Verdict standbyLeaderVerdict(PatroniStatus status, PgBouncerStatus pgbouncer) {
+    StringBuilder reason = new StringBuilder("standby leader");
+    if (status.paused()) {
+      reason.append(", Patroni paused");
+    }
+    appendPgBouncerNote(reason, pgbouncer);
+    return Verdict.passing(reason.toString());
+  }
+
+  private static Verdict lagVerdict(PatroniStatus status, PatroniReading.Observed observed,
+      Optional<ClusterView.Member> self, OptionalLong lag, PgBouncerStatus pgbouncer, HealthPolicy policy) {
     String paused = status.replayPaused() ? ", replay paused" : "";
     if (lag.isEmpty()) {
       String why = observed.clusterProblem().orElse(self.isEmpty() ? "not in the cluster view" : "not reported");

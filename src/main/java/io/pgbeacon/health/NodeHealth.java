@@ -2,6 +2,7 @@ package io.pgbeacon.health;
 
 import io.pgbeacon.config.Config;
 import io.pgbeacon.patroni.ReportedRole;
+import io.pgbeacon.patroni.Role;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalLong;
@@ -60,13 +61,61 @@ public record NodeHealth(
     return new NodeHealth(node, scope, role, timeline, lagBytes, sync, patroniVersion, host, primary, replica, when);
   }
 
+  /**
+   * The verdict for {@code view}. The primary and replica views are decided; the others follow from them and the
+   * node's facts, so they can never pass where the decided views would not:
+   * <ul>
+   *   <li>{@code sync} / {@code async}: the replica view, where this replica is / is not a synchronous standby now
+   *       (a standby leader is never one); a healthy replica of the other kind is of the wrong role;
+   *   <li>{@code read-only}: the primary view on the primary, the replica view elsewhere;
+   *   <li>{@code standby-leader}: the replica view of a standby cluster's leader; any other node is of the wrong
+   *       role.
+   * </ul>
+   */
   public Verdict view(Config.View view) {
-    return view == Config.View.PRIMARY ? primary : replica;
+    return switch (view) {
+      case PRIMARY -> primary;
+      case REPLICA -> replica;
+      case SYNC -> syncView(true);
+      case ASYNC -> syncView(false);
+      case READ_ONLY -> primary.kind() == Verdict.Kind.WRONG_ROLE ? replica : primary;
+      case STANDBY_LEADER -> standbyLeader() || !servesAsReplica() ? replica
+          : Verdict.wrongRole(role.map(ReportedRole::word).orElse("replica") + ", not a standby leader");
+    };
   }
 
-  /** True when either view's outcome differs from {@code other}'s: what must be pushed at once. */
+  /** Patroni reports this node as a standby cluster's leader. */
+  public boolean standbyLeader() {
+    return role.map(r -> r.role() == Role.STANDBY_LEADER).orElse(false);
+  }
+
+  /** The replica view's outcome is that of a replica that would serve (passing, warning, or only behind). */
+  private boolean servesAsReplica() {
+    return switch (replica.kind()) {
+      case PASSING, WARNING, PAST_MAX_LAG -> true;
+      case FAILING, WRONG_ROLE -> false;
+    };
+  }
+
+  private Verdict syncView(boolean wantSync) {
+    if (!servesAsReplica() || sync == wantSync) {
+      return replica;
+    }
+    return Verdict.wrongRole(sync ? "synchronous standby" : standbyLeader() ? "standby leader, never synchronous"
+        : "asynchronous replica");
+  }
+
+  /** True when any view's outcome differs from {@code other}'s: what must be pushed at once. */
   public boolean outcomeDiffers(NodeHealth other) {
-    return other == null || !primary.sameOutcome(other.primary) || !replica.sameOutcome(other.replica);
+    if (other == null) {
+      return true;
+    }
+    for (Config.View view : Config.View.values()) {
+      if (!view(view).sameOutcome(other.view(view))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** True when this primary view is better (passing over warning over critical) than {@code other}'s. */

@@ -24,6 +24,7 @@ public final class Observations {
   private final boolean probesPgBouncer;
   private boolean bouncerProbed;
   private Optional<String> learnedNode = Optional.empty();
+  private StreamHistory streams = StreamHistory.NONE;
   private volatile Latest latest = new Latest(Optional.empty(), Optional.empty());
 
   /**
@@ -52,6 +53,7 @@ public final class Observations {
   public void patroni(PatroniReading reading, long startedAt) {
     this.reading = reading;
     this.readingAt = startedAt;
+    this.streams = streams.after(reading, startedAt);
     String outcome = reading instanceof PatroniReading.Observed o
         ? o.status().roleName() + ", " + o.status().state()
             + (o.status().holdsLeaderLock() ? ", holds the leader lock" : "")
@@ -114,8 +116,8 @@ public final class Observations {
 
   private NodeHealth evaluate(PatroniReading r, DcsLeader dcs) {
     long observedAt = probesPgBouncer && bouncerProbed && bouncerAt - readingAt < 0 ? bouncerAt : readingAt;
-    NodeHealth health = HealthEvaluator.evaluate(r, bouncer, dcs, policy, observedAt, time);
+    NodeHealth health = HealthEvaluator.evaluate(r, bouncer, dcs, streams, policy, observedAt, time);
     return health.node().isPresent() || learnedNode.isEmpty() ? health
-        : HealthEvaluator.evaluate(r, bouncer, dcs, policy.orNode(learnedNode), observedAt, time);
+        : HealthEvaluator.evaluate(r, bouncer, dcs, streams, policy.orNode(learnedNode), observedAt, time);
   }
 }

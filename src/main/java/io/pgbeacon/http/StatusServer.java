@@ -99,8 +99,9 @@ public final class StatusServer {
           if (view.isPresent()) {
             viewHealth(request, view.get());
           } else {
-            answer(request, 404, "text/plain; charset=utf-8", "no such endpoint: try /metrics, /status, /health,"
-                + " /primary or /replica\n");
+            answer(request, 404, "text/plain; charset=utf-8", "no such endpoint: try /metrics, /status, /health"
+                + " or a view: " + java.util.Arrays.stream(Config.View.values()).map(v -> "/" + v.key())
+                    .collect(java.util.stream.Collectors.joining(", ")) + "\n");
           }
         }
       }

@@ -46,7 +46,9 @@ public final class PatroniParser {
         optText(patroni, "scope"),
         optText(patroni, "name"),
         optText(patroni, "version"),
-        longField(xlog, "received_location"));
+        longField(xlog, "received_location"),
+        optText(root, "replication_state"),
+        optText(root, "postmaster_start_time"));
   }
 
   /** Parses {@code GET /cluster}. */

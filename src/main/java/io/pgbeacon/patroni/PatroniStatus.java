@@ -19,6 +19,9 @@ import java.util.OptionalLong;
  * @param name Patroni's member name (3.2+); empty on older versions
  * @param version Patroni's version
  * @param receivedPosition {@code xlog.received_location} on a replica: WAL received, maybe not yet replayed
+ * @param replicationState {@code replication_state} (Patroni 3.0.4+, on a node in recovery): {@code streaming}, or
+ *     {@code in archive recovery}; absent when PostgreSQL has no WAL receiver streaming and no restore_command
+ * @param postmasterStart {@code postmaster_start_time}: changes when PostgreSQL restarts
  */
 public record PatroniStatus(
     String state,
@@ -35,12 +38,60 @@ public record PatroniStatus(
     Optional<String> scope,
     Optional<String> name,
     Optional<String> version,
-    OptionalLong receivedPosition) {
+    OptionalLong receivedPosition,
+    Optional<String> replicationState,
+    Optional<String> postmasterStart) {
+
+  /** The first Patroni that reports {@code replication_state} (patroni#2733). */
+  static final int[] REPORTS_REPLICATION_STATE = {3, 0, 4};
 
   public PatroniStatus {
     Objects.requireNonNull(state, "state");
     Objects.requireNonNull(role, "role");
+    Objects.requireNonNull(replicationState, "replicationState");
+    Objects.requireNonNull(postmasterStart, "postmasterStart");
     tags = Map.copyOf(tags);
+  }
+
+  /** The fields of Patroni before 3.0.4, which says nothing about streaming. */
+  public PatroniStatus(String state, Role role, String roleName, boolean holdsLeaderLock, OptionalLong timeline,
+      OptionalLong walPosition, boolean replayPaused, boolean paused, boolean clusterUnlocked, boolean syncStandby,
+      Map<String, String> tags, Optional<String> scope, Optional<String> name, Optional<String> version,
+      OptionalLong receivedPosition) {
+    this(state, role, roleName, holdsLeaderLock, timeline, walPosition, replayPaused, paused, clusterUnlocked,
+        syncStandby, tags, scope, name, version, receivedPosition, Optional.empty(), Optional.empty());
+  }
+
+  /** True when {@code replication_state} says PostgreSQL streams WAL from its upstream now. */
+  public boolean streaming() {
+    return replicationState.filter("streaming"::equals).isPresent();
+  }
+
+  /**
+   * True when this Patroni reports {@code replication_state} where it has one, so that its absence means "not
+   * streaming": 3.0.4 and later. Before, the field never appears and says nothing.
+   */
+  public boolean reportsStreaming() {
+    if (replicationState.isPresent()) {
+      return true;
+    }
+    return version.map(PatroniStatus::atLeast304).orElse(false);
+  }
+
+  private static boolean atLeast304(String version) {
+    String[] parts = version.strip().split("[.]");
+    for (int i = 0; i < REPORTS_REPLICATION_STATE.length; i++) {
+      int n;
+      try {
+        n = i < parts.length ? Integer.parseInt(parts[i].replaceAll("[^0-9].*$", "")) : 0;
+      } catch (NumberFormatException e) {
+        return false;
+      }
+      if (n != REPORTS_REPLICATION_STATE[i]) {
+        return n > REPORTS_REPLICATION_STATE[i];
+      }
+    }
+    return true;
   }
 
   /**

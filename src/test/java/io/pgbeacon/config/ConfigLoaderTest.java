@@ -148,6 +148,28 @@ class ConfigLoaderTest {
   }
 
   @Test
+  void readsEveryViewAndTheStreamingGate() throws Exception {
+    Config c = ConfigLoader.parse("""
+        agent:
+          listen:
+            - {port: 5480, view: sync}
+            - {port: 5481, view: async}
+            - {port: 5482, view: read-only}
+            - {port: 5483, view: standby-leader}
+          maxconn: {read-only: 300}
+        services: {replica: {require-streaming: false, streaming-grace: 3s}}
+        """, ConfigLoader.Overrides.none(), Map.of());
+    assertEquals(List.of(Config.View.SYNC, Config.View.ASYNC, Config.View.READ_ONLY, Config.View.STANDBY_LEADER),
+        c.agent().listen().stream().map(l -> l.view().orElseThrow()).toList());
+    assertEquals(Map.of(Config.View.READ_ONLY, 300), c.agent().maxconn());
+    assertFalse(c.services().replica().requireStreaming());
+    assertEquals(java.time.Duration.ofSeconds(3), c.services().replica().streamingGrace());
+    Config.Replica defaults = ConfigLoader.parse("", ConfigLoader.Overrides.none(), Map.of()).services().replica();
+    assertTrue(defaults.requireStreaming());
+    assertEquals(java.time.Duration.ofSeconds(10), defaults.streamingGrace());
+  }
+
+  @Test
   void theAgentVocabularyDefaultsDrainPastMaxLagAndWeighOverTheWarningBand() throws Exception {
     Config.Agent defaults = ConfigLoader.parse("", ConfigLoader.Overrides.none(), Map.of()).agent();
     assertEquals(Config.PastMaxLag.DRAIN, defaults.pastMaxLag());
@@ -170,7 +192,12 @@ class ConfigLoaderTest {
       "agent: {maxconn: {replica: 2000000}}         | agent.maxconn.replica:  | 2000000",
       "agent: {maxconn: {replica: many}}            | agent.maxconn.replica:  | many",
       "agent: {maxconn: {writer: 10}}               | agent.maxconn.writer:   | ",
-      "agent: {maxconn: 100}                        | agent.maxconn:          | 100"})
+      "agent: {maxconn: 100}                        | agent.maxconn:          | 100",
+      "agent: {maxconn: {read-only: -5}}            | agent.maxconn.read-only: | -5",
+      "agent: {listen: [{port: 5480, view: sink}]}  | agent.listen[0].view:   | sink",
+      "services: {replica: {require-streaming: 2}}  | services.replica.require-streaming: | 2",
+      "services: {replica: {streaming-grace: -1s}}  | services.replica.streaming-grace:   | -1s",
+      "services: {replica: {streaming-grace: 6m}}   | services.replica.streaming-grace:   | 6m"})
   void refusesABadAgentVocabularyKeyWithOneMessageNamingIt(String yaml, String key, String value) {
     ConfigException e = assertThrows(ConfigException.class,
         () -> ConfigLoader.parse(yaml, ConfigLoader.Overrides.none(), Map.of()));

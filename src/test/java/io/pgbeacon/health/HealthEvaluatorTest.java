@@ -6,6 +6,7 @@ import static io.pgbeacon.health.Status.WARNING;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.pgbeacon.config.Config;
 import io.pgbeacon.patroni.ClusterView;
 import io.pgbeacon.patroni.FailoverRequest;
 import io.pgbeacon.patroni.ClusterView.Member;
@@ -14,6 +15,7 @@ import io.pgbeacon.patroni.PatroniStatus;
 import io.pgbeacon.patroni.Role;
 import io.pgbeacon.pgbouncer.PgBouncerStatus;
 import io.pgbeacon.support.FakeTime;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -28,8 +30,9 @@ import org.junit.jupiter.params.provider.MethodSource;
 class HealthEvaluatorTest {
 
   private static final long MB = 1 << 20;
+  private static final Duration GRACE = Duration.ofSeconds(10);
   private static final HealthPolicy POLICY =
-      new HealthPolicy(Optional.of("node1"), "127.0.0.1", 8008, 16 * MB, 12 * MB, true);
+      new HealthPolicy(Optional.of("node1"), "127.0.0.1", 8008, 16 * MB, 12 * MB, true, true, GRACE);
   private static final PgBouncerStatus BOUNCER_OK = PgBouncerStatus.ok();
   private static final PgBouncerStatus BOUNCER_DOWN = PgBouncerStatus.failed("Connection refused");
 
@@ -87,9 +90,25 @@ class HealthEvaluatorTest {
         row("replica whose PostgreSQL crashed",
             observed(status("crashed", "replica", false), cluster("node2", 0)), BOUNCER_OK, POLICY,
             Expect.FAIL, Expect.FAIL),
-        row("standby leader of a standby cluster",
-            observed(status("running", "standby_leader", false), cluster("node1", 0)), BOUNCER_OK, POLICY,
-            Expect.PARK, Expect.PARK),
+        row("standby leader of a standby cluster, streaming from its source",
+            observed(status("running", "standby_leader", false), standbyCluster()), BOUNCER_OK, POLICY,
+            Expect.PARK, Expect.PASS),
+        row("standby leader not streaming from its source",
+            observed(status("running", "standby_leader", false, Map.of(), "4.1.5", Optional.empty()),
+                standbyCluster()), BOUNCER_OK, POLICY, Expect.PARK, Expect.FAIL),
+        row("standby leader with PgBouncer down", observed(status("running", "standby_leader", false),
+            standbyCluster()), BOUNCER_DOWN, POLICY, Expect.PARK, Expect.FAIL),
+        row("replica with no WAL receiver, not seen streaming since PostgreSQL started",
+            notStreaming(Optional.empty()), BOUNCER_OK, POLICY, Expect.PARK, Expect.FAIL),
+        row("replica in archive recovery (restore_command, no streaming)",
+            notStreaming(Optional.of("in archive recovery")), BOUNCER_OK, POLICY, Expect.PARK, Expect.FAIL),
+        row("replica not streaming, require-streaming off", notStreaming(Optional.empty()), BOUNCER_OK,
+            streamingNotRequired(), Expect.PARK, Expect.PASS),
+        row("Patroni 3.0.2 replica: streaming not reported before 3.0.4, lag rules only",
+            observed(status("running", "replica", false, Map.of(), "3.0.2", Optional.empty()), cluster("node2", 0)),
+            BOUNCER_OK, POLICY, Expect.PARK, Expect.PASS),
+        row("replica not streaming and past max-lag", observed(status("running", "replica", false, Map.of(),
+            "4.1.5", Optional.empty()), cluster("node2", 17 * MB)), BOUNCER_OK, POLICY, Expect.PARK, Expect.FAIL),
         row("uninitialized node", observed(status("stopped", "uninitialized", false), cluster("node2", 0)),
             BOUNCER_OK, POLICY, Expect.FAIL, Expect.FAIL),
         row("demoted node whose PostgreSQL is running", observed(status("running", "demoted", false),
@@ -115,6 +134,105 @@ class HealthEvaluatorTest {
     assertEquals(primary, Expect.of(health.primary()), "primary view: " + health.primary().reason());
     assertEquals(replica, Expect.of(health.replica()), "replica view: " + health.replica().reason());
     assertTrue(!health.primary().reason().isBlank() && !health.replica().reason().isBlank(), "reasons given");
+  }
+
+  /** The views read from the decided two: {@code sync}, {@code async}, {@code read-only}, {@code standby-leader}. */
+  static Stream<Arguments> derivedViews() {
+    PatroniStatus syncStandby = new PatroniStatus("running", Role.REPLICA, "replica", false, OptionalLong.of(3),
+        OptionalLong.of(1000), false, false, false, true, Map.of(), Optional.of("demo"), Optional.of("node1"),
+        Optional.of("4.1.5"), OptionalLong.of(1000), Optional.of("streaming"), STARTED);
+    return Stream.of(
+        Arguments.of("healthy leader", leader(), BOUNCER_OK,
+            List.of(Expect.PARK, Expect.PARK, Expect.PASS, Expect.PARK)),
+        Arguments.of("synchronous standby", observed(syncStandby, cluster("node2", 0)), BOUNCER_OK,
+            List.of(Expect.PASS, Expect.PARK, Expect.PASS, Expect.PARK)),
+        Arguments.of("synchronous standby, by the cluster view only (Patroni before 3.1)",
+            observed(status("running", "replica", false), new ClusterView(List.of(member("node1", "sync_standby", 0),
+                member("node2", "leader", 0)), false, Optional.of("demo"))), BOUNCER_OK,
+            List.of(Expect.PASS, Expect.PARK, Expect.PASS, Expect.PARK)),
+        Arguments.of("asynchronous replica", replica(0), BOUNCER_OK,
+            List.of(Expect.PARK, Expect.PASS, Expect.PASS, Expect.PARK)),
+        Arguments.of("asynchronous replica near max-lag", replica(13 * MB), BOUNCER_OK,
+            List.of(Expect.PARK, Expect.WARN, Expect.WARN, Expect.PARK)),
+        Arguments.of("asynchronous replica past max-lag", replica(17 * MB), BOUNCER_OK,
+            List.of(Expect.PARK, Expect.BEHIND, Expect.BEHIND, Expect.PARK)),
+        Arguments.of("replica with PgBouncer down", replica(0), BOUNCER_DOWN,
+            List.of(Expect.FAIL, Expect.FAIL, Expect.FAIL, Expect.FAIL)),
+        Arguments.of("replica not streaming", notStreaming(Optional.empty()), BOUNCER_OK,
+            List.of(Expect.FAIL, Expect.FAIL, Expect.FAIL, Expect.FAIL)),
+        Arguments.of("standby leader", observed(status("running", "standby_leader", false), standbyCluster()),
+            BOUNCER_OK, List.of(Expect.PARK, Expect.PASS, Expect.PASS, Expect.PASS)),
+        Arguments.of("primary that lost the leader lock (demoting)",
+            observed(status("running", "primary", false), cluster("node2", 0)), BOUNCER_OK,
+            List.of(Expect.PARK, Expect.PARK, Expect.FAIL, Expect.PARK)),
+        Arguments.of("Patroni unreachable", new PatroniReading.Unavailable("Patroni unreachable: timeout"),
+            BOUNCER_OK, List.of(Expect.FAIL, Expect.FAIL, Expect.FAIL, Expect.FAIL)));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("derivedViews")
+  void derivesTheOtherViewsFromTheDecidedTwo(String situation, PatroniReading reading, PgBouncerStatus bouncer,
+      List<Expect> syncAsyncReadOnlyStandbyLeader) {
+    NodeHealth health = eval(reading, bouncer, POLICY);
+    List<Config.View> views = List.of(Config.View.SYNC, Config.View.ASYNC, Config.View.READ_ONLY,
+        Config.View.STANDBY_LEADER);
+    List<Expect> got = views.stream().map(v -> Expect.of(health.view(v))).toList();
+    assertEquals(syncAsyncReadOnlyStandbyLeader, got, views.stream().map(v -> v.key() + ": "
+        + health.view(v).reason()).toList().toString());
+    for (Config.View view : views) {
+      // No derived view passes where neither decided view does.
+      if (health.view(view).status() != CRITICAL) {
+        assertTrue(health.primary().status() != CRITICAL || health.replica().status() != CRITICAL, view.key());
+      }
+    }
+  }
+
+  @Test
+  void aReplicaThatStopsStreamingStaysWithinTheGraceThenLeaves() {
+    PatroniReading streaming = replica(0);
+    PatroniReading broken = notStreaming(Optional.empty());
+    StreamHistory history = StreamHistory.NONE.after(streaming, TIME.nanos());
+    assertEquals(PASSING, evalStreams(streaming, history).replica().status());
+
+    TIME.advance(Duration.ofSeconds(4));
+    history = history.after(broken, TIME.nanos());
+    NodeHealth inGrace = evalStreams(broken, history);
+    assertEquals(WARNING, inGrace.replica().status());
+    assertEquals("replica, lag 0B, not streaming (no replication_state) for 4s, within streaming-grace 10s",
+        inGrace.replica().reason());
+
+    TIME.advance(Duration.ofSeconds(7));
+    history = history.after(broken, TIME.nanos());
+    NodeHealth out = evalStreams(broken, history);
+    assertEquals(Verdict.Kind.FAILING, out.replica().kind());
+    assertEquals("not streaming (no replication_state) for 11s, past streaming-grace 10s", out.replica().reason());
+    assertTrue(AgentReplyLine.of(out).startsWith("down #not streaming"), AgentReplyLine.of(out));
+
+    history = history.after(streaming, TIME.nanos());
+    assertEquals(PASSING, evalStreams(streaming, history).replica().status(), "back once it streams");
+
+    // PostgreSQL restarted: a replica that has not streamed since gets no grace.
+    PatroniReading restarted = observed(new PatroniStatus("running", Role.REPLICA, "replica", false,
+        OptionalLong.of(3), OptionalLong.of(1000), false, false, false, false, Map.of(), Optional.of("demo"),
+        Optional.of("node1"), Optional.of("4.1.5"), OptionalLong.of(1000), Optional.empty(),
+        Optional.of("2026-12-02 07:05:00.000000+00:00")), cluster("node2", 0));
+    TIME.advance(Duration.ofSeconds(1));
+    history = history.after(restarted, TIME.nanos());
+    NodeHealth fresh = evalStreams(restarted, history);
+    assertEquals(Verdict.Kind.FAILING, fresh.replica().kind());
+    assertEquals("not streaming (no replication_state) since PostgreSQL started", fresh.replica().reason());
+  }
+
+  /** The agent's reply for the replica view: what HAProxy is told. */
+  private static final class AgentReplyLine {
+    static String of(NodeHealth health) {
+      return io.pgbeacon.agent.AgentReply.line(health, Config.View.REPLICA, new io.pgbeacon.agent.ReplyPolicy(
+          Config.WrongRole.MAINT, Config.PastMaxLag.DRAIN, 12 * MB, 16 * MB, 10, Map.of()));
+    }
+  }
+
+  private static NodeHealth evalStreams(PatroniReading reading, StreamHistory history) {
+    return HealthEvaluator.evaluate(reading, BOUNCER_OK, DcsLeader.UNWATCHED, history, POLICY, TIME.nanos(), TIME);
   }
 
   @Test
@@ -184,7 +302,8 @@ class HealthEvaluatorTest {
   @Test
   void findsItsOwnNameThroughTheRestApiWhenPatroniDoesNotSayIt() {
     // Patroni 3.0/3.1 do not put the member name in /patroni; /cluster's api_url does.
-    HealthPolicy unnamed = new HealthPolicy(Optional.empty(), "127.0.0.1", 8009, 16 * MB, 12 * MB, true);
+    HealthPolicy unnamed = new HealthPolicy(Optional.empty(), "127.0.0.1", 8009, 16 * MB, 12 * MB, true, true,
+        GRACE);
     ClusterView view = new ClusterView(List.of(
         new Member("node1", "leader", "running", "127.0.0.1", 5441, "http://127.0.0.1:8008/patroni",
             OptionalLong.empty()),
@@ -206,7 +325,7 @@ class HealthEvaluatorTest {
     // replica serves ever older data. pgbeacon adds the received-but-not-replayed part.
     PatroniStatus stalled = new PatroniStatus("running", Role.REPLICA, "replica", false, OptionalLong.of(3),
         OptionalLong.of(1000), true, true, false, false, Map.of(), Optional.of("demo"), Optional.of("node1"),
-        Optional.of("4.1.5"), OptionalLong.of(1000 + 20 * MB));
+        Optional.of("4.1.5"), OptionalLong.of(1000 + 20 * MB), Optional.of("streaming"), STARTED);
     NodeHealth health = eval(observed(stalled, cluster("node2", 1024)), BOUNCER_OK, POLICY);
     assertEquals(OptionalLong.of(1024 + 20 * MB), health.lagBytes());
     assertEquals(CRITICAL, health.replica().status());
@@ -273,7 +392,12 @@ class HealthEvaluatorTest {
 
   private static HealthPolicy notRequired() {
     return new HealthPolicy(POLICY.node(), POLICY.patroniHost(), POLICY.patroniPort(), POLICY.maxLag(),
-        POLICY.warnLag(), false);
+        POLICY.warnLag(), false, true, GRACE);
+  }
+
+  private static HealthPolicy streamingNotRequired() {
+    return new HealthPolicy(POLICY.node(), POLICY.patroniHost(), POLICY.patroniPort(), POLICY.maxLag(),
+        POLICY.warnLag(), true, false, GRACE);
   }
 
   private static PatroniReading leader() {
@@ -301,9 +425,38 @@ class HealthEvaluatorTest {
       case "standby_leader" -> Role.STANDBY_LEADER;
       default -> Role.OTHER;
     };
+    // A running replica or standby leader streams unless a row says otherwise (as Patroni 3.0.4+ reports it).
+    Optional<String> replication = "running".equals(state) && (parsed == Role.REPLICA
+        || parsed == Role.STANDBY_LEADER) ? Optional.of("streaming") : Optional.empty();
+    return status(state, role, lock, tags, "4.1.5", replication);
+  }
+
+  private static PatroniStatus status(String state, String role, boolean lock, Map<String, String> tags,
+      String version, Optional<String> replicationState) {
+    Role parsed = switch (role) {
+      case "primary", "master" -> Role.PRIMARY;
+      case "replica" -> Role.REPLICA;
+      case "standby_leader" -> Role.STANDBY_LEADER;
+      default -> Role.OTHER;
+    };
     return new PatroniStatus(state, parsed, role, lock, OptionalLong.of(3), OptionalLong.of(1000), false, false,
-        false, false, tags, Optional.of("demo"), Optional.of("node1"), Optional.of("4.1.5"),
-        OptionalLong.of(1000));
+        false, false, tags, Optional.of("demo"), Optional.of("node1"), Optional.of(version),
+        OptionalLong.of(1000), replicationState, STARTED);
+  }
+
+  private static final Optional<String> STARTED = Optional.of("2026-12-02 07:00:00.000000+00:00");
+
+  /** A 4.x replica in good health but for its replication state ({@code in archive recovery}, or none). */
+  private static PatroniReading notStreaming(Optional<String> replicationState) {
+    return observed(status("running", "replica", false, Map.of(), "4.1.5", replicationState), cluster("node2", 0));
+  }
+
+  /** A standby cluster led by node1, this node: Patroni reports no lag for its standby leader. */
+  private static ClusterView standbyCluster() {
+    return new ClusterView(List.of(
+        new Member("node1", "standby_leader", "streaming", "127.0.0.1", 5432, "http://127.0.0.1:8008/patroni",
+            OptionalLong.empty()),
+        member("node2", "replica", 0)), false, Optional.of("demo"));
   }
 
   /** node1 is always "this node"; {@code leader} names who holds the leader key. */

@@ -109,6 +109,18 @@ class StatusServerTest {
   }
 
   @Test
+  void everyViewHasItsEndpoint() {
+    daemon.health = Healths.replica("node2").sync(true).observedAt(time.nanos()).build();
+    assertAnswer(200, "passing: replica, lag 0B\n", get("/sync"));
+    assertAnswer(503, "critical: synchronous standby\n", get("/async"));
+    assertAnswer(200, "passing: replica, lag 0B\n", get("/read-only"));
+    assertAnswer(503, "critical: replica, not a standby leader\n", get("/standby-leader"));
+    daemon.health = Healths.primary("node1").observedAt(time.nanos()).build();
+    assertAnswer(200, "passing: primary, timeline 3\n", get("/read-only"));
+    assertAnswer(503, "critical: primary\n", get("/sync"));
+  }
+
+  @Test
   void headAnswersAsGetWithoutTheBody() {
     for (String path : List.of("/health", "/primary", "/replica", "/status", "/metrics", "/nothing")) {
       HttpResponse<String> get = get(path);

@@ -49,6 +49,29 @@ class PatroniParserTest {
 
   @ParameterizedTest
   @ValueSource(strings = {"3.0.2", "4.1.5"})
+  void readsWhetherAReplicaStreamsWherePatroniSaysIt(String version) throws Exception {
+    PatroniStatus s = PatroniParser.status(fixture(version, "replica.json"), false);
+    // replication_state appeared with 3.0.4: 3.0.2 says nothing, and its silence means nothing.
+    assertEquals(version.startsWith("3") ? Optional.empty() : Optional.of("streaming"), s.replicationState());
+    assertEquals(!version.startsWith("3"), s.streaming());
+    assertEquals(!version.startsWith("3"), s.reportsStreaming());
+    assertTrue(s.postmasterStart().isPresent());
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"3.0.3|false", "3.0.4|true", "3.1.0|true", "4.1.5|true", "10.0|true", "2.1.7|false",
+      "3|false", "x.y|false"})
+  void knowsWhichPatroniReportsStreaming(String row) throws Exception {
+    String[] cells = row.split("[|]");
+    String body = "{\"state\": \"running\", \"role\": \"replica\", \"patroni\": {\"version\": \"" + cells[0]
+        + "\"}}";
+    PatroniStatus s = PatroniParser.status(body.getBytes(StandardCharsets.UTF_8), false);
+    assertEquals(Boolean.parseBoolean(cells[1]), s.reportsStreaming(), cells[0]);
+    assertFalse(s.streaming());
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"3.0.2", "4.1.5"})
   void readsMaintenanceModeAndPausedReplay(String version) throws Exception {
     assertTrue(PatroniParser.status(fixture(version, "primary-paused.json"), true).paused());
     assertTrue(PatroniParser.status(fixture(version, "replica-paused.json"), false).paused());
