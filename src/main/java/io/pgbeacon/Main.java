@@ -176,13 +176,24 @@ public final class Main implements Callable<Integer> {
     }
   }
 
+  /** A view by the name the config, agent-send and the HTTP endpoints use ({@code read-only}, not READ_ONLY). */
+  static final class ViewConverter implements CommandLine.ITypeConverter<Config.View> {
+    @Override
+    public Config.View convert(String text) {
+      return Config.View.named(text).orElseThrow(() -> new CommandLine.TypeConversionException("'" + text
+          + "' is not a view: " + java.util.Arrays.stream(Config.View.values()).map(Config.View::key)
+              .collect(java.util.stream.Collectors.joining(", "))));
+    }
+  }
+
   @Command(name = "check", mixinStandardHelpOptions = true, sortOptions = false,
       description = {"Prints this node's verdict for one view in one line and exits 0 (passing), 1 (warning) or"
           + " 2 (critical): for Consul script checks and keepalived's vrrp_script.",
           "Asks the running pgbeacon on its agent port (a listener with that view, else one without a view,"
           + " through agent-send); a pgbeacon that does not answer is critical. A bad config is critical too."})
   static final class Check implements Callable<Integer> {
-    @CommandLine.Parameters(index = "0", paramLabel = "VIEW", description = "primary or replica")
+    @CommandLine.Parameters(index = "0", paramLabel = "VIEW", converter = ViewConverter.class,
+        description = "primary, replica, sync, async, read-only or standby-leader")
     Config.View view;
 
     @CommandLine.Mixin ConfigOptions options;

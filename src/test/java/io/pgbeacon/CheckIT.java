@@ -106,6 +106,8 @@ class CheckIT {
     assertEquals(new Run(2, "replica\n", ""), check(config, "primary"), "a replica is the wrong role: critical");
     show(Healths.primary("node1").build());
     assertEquals(new Run(0, "primary, timeline 3\n", ""), check(config, "PRIMARY"));
+    assertEquals(new Run(0, "primary, timeline 3\n", ""), check(config, "read-only"), "the primary serves reads");
+    assertEquals(new Run(2, "primary\n", ""), check(config, "sync"));
   }
 
   @Test

@@ -33,7 +33,10 @@ public final class ConfigSummary {
         + ", on-stop " + lower(config.consul().onStop()) + tls(config.consul()));
     out.add("services:  " + config.services().primary().name() + ":" + config.services().primary().port()
         + ", " + config.services().replica().name() + ":" + config.services().replica().port()
-        + " (max-lag " + Units.formatSize(config.services().replica().maxLag()) + ")");
+        + " (max-lag " + Units.formatSize(config.services().replica().maxLag())
+        + (config.services().replica().requireStreaming() ? ", streaming required, grace "
+            + Units.formatDuration(config.services().replica().streamingGrace()) : ", streaming not required")
+        + ")");
     config.agent().listen().forEach(l -> out.add("agent:     " + l.address() + ":" + l.port() + " "
         + l.view().map(Config.View::key).orElse("(agent-send)")));
     Config.Agent agent = config.agent();

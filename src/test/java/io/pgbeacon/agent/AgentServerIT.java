@@ -87,6 +87,20 @@ class AgentServerIT {
   }
 
   @Test
+  void answersEveryViewByItsName() throws Exception {
+    int port = start(Optional.empty());
+    int sync = start(Optional.of(Config.View.SYNC));
+    show(Healths.replica("node2").sync(true).lag(13L << 20)
+        .replicaView(Healths.warn("replica, lag 13MB, near max-lag 16MB")).build());
+    assertEquals("up ready 78% #warning: replica, lag 13MB, near max-lag 16MB\n", ask(port, "sync\n"));
+    assertEquals("up ready 78% #warning: replica, lag 13MB, near max-lag 16MB\n", ask(sync, null));
+    assertEquals("maint #synchronous standby\n", ask(port, "async\n"));
+    assertEquals("up ready 78% #warning: replica, lag 13MB, near max-lag 16MB\n", ask(port, "read-only\n"));
+    assertEquals("maint #replica, not a standby leader\n", ask(port, "standby-leader\n"));
+    assertTrue(ask(port, "read_only\n").startsWith("down #unknown view 'read_only'"), "the config's spelling only");
+  }
+
+  @Test
   void servesManyConcurrentHaproxyStyleClients() throws Exception {
     int port = start(Optional.of(Config.View.REPLICA));
     show(health(Verdict.wrongRole("replica"), Verdict.passing("replica, lag 0B")));
