@@ -60,8 +60,10 @@ final class VerdictLog {
     }
     if (first || health.outcomeDiffers(before)) {
       first = false;
-      log.info("[{}] verdict: primary {} ({}), replica {} ({})", node, health.primary().status().consul(),
-          health.primary().reason(), health.replica().status().consul(), health.replica().reason());
+      // The derived views follow from these two and the standby kind, which a change of sync_standby alone changes.
+      log.info("[{}] verdict: primary {} ({}), replica {} ({}){}", node, health.primary().status().consul(),
+          health.primary().reason(), health.replica().status().consul(), health.replica().reason(),
+          health.sync() ? "; synchronous standby" : health.quorum() ? "; quorum standby" : "");
       return true;
     }
     if (log.isDebugEnabled()) {

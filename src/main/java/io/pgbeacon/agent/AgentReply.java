@@ -32,10 +32,7 @@ public final class AgentReply {
   private AgentReply() {}
 
   public static String line(NodeHealth health, Config.View view, ReplyPolicy policy) {
-    // Only the replica view's verdict has a lag weight (sync, async, read-only answer with it on a replica): a
-    // primary always weighs 100%.
-    Verdict verdict = health.view(view);
-    return line(verdict, verdict == health.replica() ? health.lagBytes() : OptionalLong.empty(), view, policy);
+    return line(health.view(view), health.lagFor(view), view, policy);
   }
 
   static String line(Verdict verdict, OptionalLong lag, Config.View view, ReplyPolicy policy) {
@@ -69,7 +66,7 @@ public final class AgentReply {
    */
   public static boolean sameInputs(NodeHealth a, NodeHealth b) {
     return a.primary().equals(b.primary()) && a.replica().equals(b.replica()) && a.lagBytes().equals(b.lagBytes())
-        && a.sync() == b.sync() && a.role().equals(b.role());
+        && a.sync() == b.sync() && a.quorum() == b.quorum() && a.role().equals(b.role());
   }
 
   public static byte[] bytes(NodeHealth health, Config.View view, ReplyPolicy policy) {

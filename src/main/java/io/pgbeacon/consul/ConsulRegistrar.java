@@ -515,14 +515,15 @@ public final class ConsulRegistrar {
 
   /**
    * Patroni's own register_service tags: its role word ({@code master}/{@code primary}, {@code replica},
-   * {@code standby-leader} for a standby cluster's leader, as Patroni spells that tag), sync or async on a replica,
+   * {@code standby-leader} for a standby cluster's leader, as Patroni spells that tag), sync, quorum or async on a
+   * replica,
    * and the scope, so that {@code <scope>.patroni-primary.service.consul} names one cluster's primary.
    */
   private static List<String> tags(NodeHealth health) {
     List<String> tags = new ArrayList<>();
     health.role().ifPresent(r -> tags.add(r.role() == Role.STANDBY_LEADER ? "standby-leader" : r.word()));
     if (health.role().map(r -> r.role() == Role.REPLICA).orElse(false)) {
-      tags.add(health.sync() ? "sync" : "async");
+      tags.add(health.sync() ? "sync" : health.quorum() ? "quorum" : "async");
     }
     health.scope().ifPresent(tags::add);
     return tags;

@@ -59,7 +59,7 @@ public final class HealthEvaluator {
     if (reading instanceof PatroniReading.Unavailable unavailable) {
       Verdict v = Verdict.critical(unavailable.reason());
       return new NodeHealth(policy.node(), Optional.empty(), Optional.empty(), OptionalLong.empty(), OptionalLong.empty(),
-          false, Optional.empty(), Optional.empty(), v, v, observedAt);
+          false, false, Optional.empty(), Optional.empty(), v, v, observedAt);
     }
     PatroniReading.Observed observed = (PatroniReading.Observed) reading;
     PatroniStatus status = observed.status();
@@ -73,14 +73,15 @@ public final class HealthEvaluator {
     if (lag.isPresent()) {
       lag = OptionalLong.of(lag.getAsLong() + status.replayBacklog());
     }
-    boolean sync = status.syncStandby() || self.map(ClusterView.Member::sync).orElse(false);
+    // From /patroni, read every poll (3.0.2 reports it too), not from a cluster view that may be reused.
+    boolean sync = status.syncStandby();
 
     Verdict primary = primaryVerdict(status, cluster, node, dcsLeader, pgbouncer, policy, time);
     Verdict replica = replicaVerdict(status, observed, self, lag, pgbouncer, policy,
         streams.notStreamingFor(observedAt));
     return new NodeHealth(node, status.scope().or(() -> cluster.flatMap(ClusterView::scope)),
         Optional.of(new ReportedRole(status.role(), status.roleName())),
-        status.timeline(), status.role() == Role.REPLICA ? lag : OptionalLong.empty(), sync, status.version(),
+        status.timeline(), status.role() == Role.REPLICA ? lag : OptionalLong.empty(), sync, status.quorumStandby(), status.version(),
         self.map(ClusterView.Member::host).filter(h -> !h.isEmpty()), primary, replica, observedAt);
   }
 
@@ -173,16 +174,25 @@ public final class HealthEvaluator {
     if (bouncer.isPresent()) {
       return bouncer.get();
     }
-    Optional<String> notStreaming = policy.requireStreaming() && status.reportsStreaming() && !status.streaming()
+    boolean standbyLeader = status.role() == Role.STANDBY_LEADER;
+    if (standbyLeader) {
+      Optional<String> viewLeader = observed.cluster().flatMap(ClusterView::leader).map(ClusterView.Member::name);
+      Optional<String> node = self.map(ClusterView.Member::name).or(status::name);
+      if (observed.cluster().isPresent() && (viewLeader.isEmpty() || !viewLeader.equals(node))) {
+        return Verdict.critical("standby leader, but DCS names " + viewLeader.orElse("no one") + " as leader");
+      }
+    }
+    Optional<String> notStreaming = policy.requireStreaming() && status.reportsStreaming() && !status.replicating()
         ? Optional.of(status.replicationState().map(s -> "replication_state " + s).orElse("no replication_state"))
         : Optional.empty();
     if (notStreaming.isPresent() && (sinceStreaming.isEmpty()
         || sinceStreaming.getAsLong() > policy.streamingGrace().toNanos())) {
       return Verdict.critical("not streaming (" + notStreaming.get() + ")" + (sinceStreaming.isEmpty()
-          ? " since PostgreSQL started" : " for " + Units.formatDuration(Duration.ofNanos(sinceStreaming.getAsLong()))
-              + ", past streaming-grace " + Units.formatDuration(policy.streamingGrace())));
+          ? ", not seen streaming since this PostgreSQL or pgbeacon started"
+          : " for " + Units.formatDuration(Duration.ofNanos(sinceStreaming.getAsLong())) + ", past streaming-grace "
+              + Units.formatDuration(policy.streamingGrace())));
     }
-    Verdict verdict = status.role() == Role.STANDBY_LEADER ? standbyLeaderVerdict(status, pgbouncer)
+    Verdict verdict = standbyLeader ? standbyLeaderVerdict(status, pgbouncer)
         : lagVerdict(status, observed, self, lag, pgbouncer, policy);
     if (notStreaming.isEmpty() || verdict.kind() == Verdict.Kind.PAST_MAX_LAG) {
       return verdict;

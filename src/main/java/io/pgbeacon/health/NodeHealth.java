@@ -14,6 +14,8 @@ import java.util.OptionalLong;
  * @param role the role Patroni reports; empty while Patroni cannot be heard
  * @param host PostgreSQL's host in Patroni's DCS view: the default advertised address
  * @param lagBytes the replica's lag behind the leader, as Patroni computes it
+ * @param sync Patroni's {@code sync_standby}: a synchronous standby now
+ * @param quorum Patroni 4's {@code quorum_standby}: one of the standbys a quorum commit waits for some of
  * @param observedAt when the observations behind this verdict were made ({@link TimeSource#nanos()} at the start
  *     of the poll): publishers refuse to pass on a verdict older than {@link Freshness#limit()}
  */
@@ -24,6 +26,7 @@ public record NodeHealth(
     OptionalLong timeline,
     OptionalLong lagBytes,
     boolean sync,
+    boolean quorum,
     Optional<String> patroniVersion,
     Optional<String> host,
     Verdict primary,
@@ -41,24 +44,24 @@ public record NodeHealth(
   public static NodeHealth starting(Optional<String> node, long now) {
     Verdict v = Verdict.critical("starting: no answer from Patroni yet");
     return new NodeHealth(node, Optional.empty(), Optional.empty(), OptionalLong.empty(), OptionalLong.empty(), false,
-        Optional.empty(), Optional.empty(), v, v, now);
+        false, Optional.empty(), Optional.empty(), v, v, now);
   }
 
   /** Both views critical with {@code reason} (pgbeacon stopping, a stale verdict, a failed tick); facts kept. */
   public NodeHealth critical(String reason) {
     Verdict v = Verdict.critical(reason);
-    return new NodeHealth(node, scope, role, timeline, lagBytes, sync, patroniVersion, host, v, v, observedAt);
+    return new NodeHealth(node, scope, role, timeline, lagBytes, sync, quorum, patroniVersion, host, v, v, observedAt);
   }
 
   /** The same facts and replica view, with the primary view replaced. */
   public NodeHealth withPrimary(Verdict verdict) {
-    return new NodeHealth(node, scope, role, timeline, lagBytes, sync, patroniVersion, host, verdict, replica,
+    return new NodeHealth(node, scope, role, timeline, lagBytes, sync, quorum, patroniVersion, host, verdict, replica,
         observedAt);
   }
 
   /** The same verdict, as observed at {@code when}. */
   public NodeHealth observedAt(long when) {
-    return new NodeHealth(node, scope, role, timeline, lagBytes, sync, patroniVersion, host, primary, replica, when);
+    return new NodeHealth(node, scope, role, timeline, lagBytes, sync, quorum, patroniVersion, host, primary, replica, when);
   }
 
   /**
@@ -66,7 +69,8 @@ public record NodeHealth(
    * node's facts, so they can never pass where the decided views would not:
    * <ul>
    *   <li>{@code sync} / {@code async}: the replica view, where this replica is / is not a synchronous standby now
-   *       (a standby leader is never one); a healthy replica of the other kind is of the wrong role;
+   *       (a standby leader is never one, a quorum standby neither); a healthy replica of another kind is of the
+   *       wrong role;
    *   <li>{@code read-only}: the primary view on the primary, the replica view elsewhere;
    *   <li>{@code standby-leader}: the replica view of a standby cluster's leader; any other node is of the wrong
    *       role.
@@ -97,12 +101,29 @@ public record NodeHealth(
     };
   }
 
+  /**
+   * As Patroni's {@code /sync} and {@code /async}: a quorum standby (Patroni 4's {@code synchronous_mode: quorum})
+   * is neither — a commit waits for some of them, no one in particular.
+   */
   private Verdict syncView(boolean wantSync) {
-    if (!servesAsReplica() || sync == wantSync) {
+    if (!servesAsReplica()) {
       return replica;
     }
-    return Verdict.wrongRole(sync ? "synchronous standby" : standbyLeader() ? "standby leader, never synchronous"
-        : "asynchronous replica");
+    if (wantSync ? sync : !sync && !quorum) {
+      return replica;
+    }
+    return Verdict.wrongRole(sync ? "synchronous standby" : quorum ? "quorum standby"
+        : standbyLeader() ? "standby leader, never synchronous" : "asynchronous replica");
+  }
+
+  /**
+   * The lag an agent reply for {@code view} weighs by: the replica's, where the view answers with the replica view's
+   * verdict; none where it answers with the primary's (a primary always weighs 100%).
+   */
+  public OptionalLong lagFor(Config.View view) {
+    boolean fromPrimary = view == Config.View.PRIMARY
+        || (view == Config.View.READ_ONLY && primary.kind() != Verdict.Kind.WRONG_ROLE);
+    return fromPrimary ? OptionalLong.empty() : lagBytes;
   }
 
   /** True when any view's outcome differs from {@code other}'s: what must be pushed at once. */

@@ -6,7 +6,8 @@ import java.util.Optional;
 import java.util.OptionalLong;
 
 /**
- * When this node was last seen streaming WAL from its upstream, since its PostgreSQL started: what the streaming
+ * When this node was last seen replicating ({@link PatroniStatus#replicating()}), since its PostgreSQL started: what
+ * the streaming
  * gate's grace counts from. Immutable; {@link Observations} keeps the latest and folds every reading into it.
  *
  * <p>A PostgreSQL that restarted (another {@code postmaster_start_time}) starts with no history: it has not streamed
@@ -27,9 +28,10 @@ public record StreamHistory(Optional<String> postmasterStart, OptionalLong lastS
       return this;
     }
     PatroniStatus status = observed.status();
-    StreamHistory same = status.postmasterStart().equals(postmasterStart) ? this
-        : new StreamHistory(status.postmasterStart(), OptionalLong.empty());
-    return status.running() && status.streaming() ? new StreamHistory(same.postmasterStart, OptionalLong.of(at))
+    // Only another start time is a restart: a Patroni that could not query PostgreSQL this once says none.
+    boolean restarted = status.postmasterStart().isPresent() && !status.postmasterStart().equals(postmasterStart);
+    StreamHistory same = restarted ? new StreamHistory(status.postmasterStart(), OptionalLong.empty()) : this;
+    return status.running() && status.replicating() ? new StreamHistory(same.postmasterStart, OptionalLong.of(at))
         : same;
   }
 

@@ -48,7 +48,9 @@ public final class PatroniParser {
         optText(patroni, "version"),
         longField(xlog, "received_location"),
         optText(root, "replication_state"),
-        optText(root, "postmaster_start_time"));
+        optText(root, "postmaster_start_time"),
+        root.path("quorum_standby").asBoolean(false),
+        longField(root, "server_version"));
   }
 
   /** Parses {@code GET /cluster}. */

@@ -15,13 +15,15 @@ import java.util.OptionalLong;
  * @param timeline PostgreSQL's timeline, when PostgreSQL answered
  * @param walPosition {@code xlog.location} on a primary, {@code xlog.replayed_location} on a replica
  * @param replayPaused {@code xlog.paused}: replay paused with {@code pg_wal_replay_pause()}
- * @param syncStandby Patroni lists this replica as the synchronous standby (3.1+)
+ * @param syncStandby {@code sync_standby}: Patroni lists this replica as a synchronous standby now
  * @param name Patroni's member name (3.2+); empty on older versions
  * @param version Patroni's version
  * @param receivedPosition {@code xlog.received_location} on a replica: WAL received, maybe not yet replayed
  * @param replicationState {@code replication_state} (Patroni 3.0.4+, on a node in recovery): {@code streaming}, or
  *     {@code in archive recovery}; absent when PostgreSQL has no WAL receiver streaming and no restore_command
  * @param postmasterStart {@code postmaster_start_time}: changes when PostgreSQL restarts
+ * @param quorumStandby Patroni 4's {@code quorum_standby}: one of the standbys a quorum commit may wait for
+ * @param serverVersion {@code server_version}, e.g. 150018
  */
 public record PatroniStatus(
     String state,
@@ -40,7 +42,9 @@ public record PatroniStatus(
     Optional<String> version,
     OptionalLong receivedPosition,
     Optional<String> replicationState,
-    Optional<String> postmasterStart) {
+    Optional<String> postmasterStart,
+    boolean quorumStandby,
+    OptionalLong serverVersion) {
 
   /** The first Patroni that reports {@code replication_state} (patroni#2733). */
   static final int[] REPORTS_REPLICATION_STATE = {3, 0, 4};
@@ -59,7 +63,8 @@ public record PatroniStatus(
       Map<String, String> tags, Optional<String> scope, Optional<String> name, Optional<String> version,
       OptionalLong receivedPosition) {
     this(state, role, roleName, holdsLeaderLock, timeline, walPosition, replayPaused, paused, clusterUnlocked,
-        syncStandby, tags, scope, name, version, receivedPosition, Optional.empty(), Optional.empty());
+        syncStandby, tags, scope, name, version, receivedPosition, Optional.empty(), Optional.empty(), false,
+        OptionalLong.empty());
   }
 
   /** True when {@code replication_state} says PostgreSQL streams WAL from its upstream now. */
@@ -69,13 +74,25 @@ public record PatroniStatus(
 
   /**
    * True when this Patroni reports {@code replication_state} where it has one, so that its absence means "not
-   * streaming": 3.0.4 and later. Before, the field never appears and says nothing.
+   * streaming": 3.0.4 and later, on PostgreSQL 9.6 and later (older ones have no {@code pg_stat_wal_receiver}).
+   * Before, the field never appears and says nothing.
    */
   public boolean reportsStreaming() {
     if (replicationState.isPresent()) {
       return true;
     }
-    return version.map(PatroniStatus::atLeast304).orElse(false);
+    boolean walReceiverView = serverVersion.isEmpty() || serverVersion.getAsLong() >= 90600;
+    return walReceiverView && version.map(PatroniStatus::atLeast304).orElse(false);
+  }
+
+  /**
+   * True when PostgreSQL receives WAL from upstream now: it streams, or — a standby cluster's leader only — it
+   * restores from the archive, which is how a standby cluster without {@code host} replicates (for a replica of
+   * the cluster, archive recovery means its stream broke and it falls behind).
+   */
+  public boolean replicating() {
+    return streaming() || (role == Role.STANDBY_LEADER
+        && replicationState.filter("in archive recovery"::equals).isPresent());
   }
 
   private static boolean atLeast304(String version) {

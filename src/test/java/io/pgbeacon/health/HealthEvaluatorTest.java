@@ -107,6 +107,11 @@ class HealthEvaluatorTest {
         row("Patroni 3.0.2 replica: streaming not reported before 3.0.4, lag rules only",
             observed(status("running", "replica", false, Map.of(), "3.0.2", Optional.empty()), cluster("node2", 0)),
             BOUNCER_OK, POLICY, Expect.PARK, Expect.PASS),
+        row("replica on PostgreSQL 9.5 (no pg_stat_wal_receiver): streaming not reported, lag rules only",
+            observed(new PatroniStatus("running", Role.REPLICA, "replica", false, OptionalLong.of(3),
+                OptionalLong.of(1000), false, false, false, false, Map.of(), Optional.of("demo"), Optional.of("node1"),
+                Optional.of("4.1.5"), OptionalLong.of(1000), Optional.empty(), STARTED, false,
+                OptionalLong.of(90524)), cluster("node2", 0)), BOUNCER_OK, POLICY, Expect.PARK, Expect.PASS),
         row("replica not streaming and past max-lag", observed(status("running", "replica", false, Map.of(),
             "4.1.5", Optional.empty()), cluster("node2", 17 * MB)), BOUNCER_OK, POLICY, Expect.PARK, Expect.FAIL),
         row("uninitialized node", observed(status("stopped", "uninitialized", false), cluster("node2", 0)),
@@ -140,16 +145,28 @@ class HealthEvaluatorTest {
   static Stream<Arguments> derivedViews() {
     PatroniStatus syncStandby = new PatroniStatus("running", Role.REPLICA, "replica", false, OptionalLong.of(3),
         OptionalLong.of(1000), false, false, false, true, Map.of(), Optional.of("demo"), Optional.of("node1"),
-        Optional.of("4.1.5"), OptionalLong.of(1000), Optional.of("streaming"), STARTED);
+        Optional.of("4.1.5"), OptionalLong.of(1000), Optional.of("streaming"), STARTED, false, PG15);
+    PatroniStatus quorumStandby = new PatroniStatus("running", Role.REPLICA, "replica", false, OptionalLong.of(3),
+        OptionalLong.of(1000), false, false, false, false, Map.of(), Optional.of("demo"), Optional.of("node1"),
+        Optional.of("4.1.5"), OptionalLong.of(1000), Optional.of("streaming"), STARTED, true, PG15);
     return Stream.of(
         Arguments.of("healthy leader", leader(), BOUNCER_OK,
             List.of(Expect.PARK, Expect.PARK, Expect.PASS, Expect.PARK)),
         Arguments.of("synchronous standby", observed(syncStandby, cluster("node2", 0)), BOUNCER_OK,
             List.of(Expect.PASS, Expect.PARK, Expect.PASS, Expect.PARK)),
-        Arguments.of("synchronous standby, by the cluster view only (Patroni before 3.1)",
+        Arguments.of("synchronous standby in a cluster view read earlier, no longer in /patroni: async now",
             observed(status("running", "replica", false), new ClusterView(List.of(member("node1", "sync_standby", 0),
                 member("node2", "leader", 0)), false, Optional.of("demo"))), BOUNCER_OK,
-            List.of(Expect.PASS, Expect.PARK, Expect.PASS, Expect.PARK)),
+            List.of(Expect.PARK, Expect.PASS, Expect.PASS, Expect.PARK)),
+        Arguments.of("quorum standby (synchronous_mode: quorum): neither sync nor async, as Patroni's endpoints",
+            observed(quorumStandby, cluster("node2", 0)), BOUNCER_OK,
+            List.of(Expect.PARK, Expect.PARK, Expect.PASS, Expect.PARK)),
+        Arguments.of("standby leader replicating from the source's archive (restore_command, no host)",
+            observed(status("running", "standby_leader", false, Map.of(), "4.1.5",
+                Optional.of("in archive recovery")), standbyCluster()), BOUNCER_OK,
+            List.of(Expect.PARK, Expect.PASS, Expect.PASS, Expect.PASS)),
+        Arguments.of("standby leader the DCS does not name as leader", observed(status("running", "standby_leader",
+            false), cluster("node2", 0)), BOUNCER_OK, List.of(Expect.FAIL, Expect.FAIL, Expect.FAIL, Expect.FAIL)),
         Arguments.of("asynchronous replica", replica(0), BOUNCER_OK,
             List.of(Expect.PARK, Expect.PASS, Expect.PASS, Expect.PARK)),
         Arguments.of("asynchronous replica near max-lag", replica(13 * MB), BOUNCER_OK,
@@ -179,11 +196,37 @@ class HealthEvaluatorTest {
     List<Expect> got = views.stream().map(v -> Expect.of(health.view(v))).toList();
     assertEquals(syncAsyncReadOnlyStandbyLeader, got, views.stream().map(v -> v.key() + ": "
         + health.view(v).reason()).toList().toString());
-    for (Config.View view : views) {
-      // No derived view passes where neither decided view does.
-      if (health.view(view).status() != CRITICAL) {
-        assertTrue(health.primary().status() != CRITICAL || health.replica().status() != CRITICAL, view.key());
+    assertFirstDuty(health);
+  }
+
+  /** Over every row of both tables: what no view may ever say, whatever the situation. */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("situations")
+  void noViewButPrimaryAndReadOnlyPassesAPrimaryAndNoneButPrimaryPassesAnythingElse(String situation,
+      PatroniReading reading, PgBouncerStatus bouncer, HealthPolicy policy, Expect primary, Expect replica) {
+    assertFirstDuty(eval(reading, bouncer, policy));
+  }
+
+  private static void assertFirstDuty(NodeHealth health) {
+    Role role = health.role().map(r -> r.role()).orElse(Role.OTHER);
+    boolean leaderRole = role == Role.PRIMARY;
+    if (health.primary().status() != CRITICAL) {
+      assertEquals(Role.PRIMARY, role, "only a primary passes the primary view: " + health.primary().reason());
+    }
+    for (Config.View view : Config.View.values()) {
+      Verdict v = health.view(view);
+      if (leaderRole && view != Config.View.PRIMARY && view != Config.View.READ_ONLY) {
+        assertEquals(CRITICAL, v.status(), view.key() + " on a primary: " + v.reason());
       }
+      if (!leaderRole && view != Config.View.REPLICA) {
+        // Read from the replica view: never better than it.
+        assertTrue(!v.status().betterThan(health.replica().status()), view.key() + " better than replica: "
+            + v.reason() + " / " + health.replica().reason());
+      }
+    }
+    if (role == Role.STANDBY_LEADER) {
+      assertEquals(CRITICAL, health.primary().status(), "a standby leader is never primary");
+      assertEquals(CRITICAL, health.view(Config.View.SYNC).status(), "nor synchronous");
     }
   }
 
@@ -201,7 +244,19 @@ class HealthEvaluatorTest {
     assertEquals("replica, lag 0B, not streaming (no replication_state) for 4s, within streaming-grace 10s",
         inGrace.replica().reason());
 
-    TIME.advance(Duration.ofSeconds(7));
+    assertEquals(WARNING, inGrace.view(Config.View.ASYNC).status(), "the derived views follow");
+
+    // One answer without postmaster_start_time (Patroni could not query PostgreSQL) is not a restart.
+    PatroniReading unqueried = observed(new PatroniStatus("running", Role.REPLICA, "replica", false,
+        OptionalLong.empty(), OptionalLong.empty(), false, false, false, false, Map.of(), Optional.of("demo"),
+        Optional.of("node1"), Optional.of("4.1.5"), OptionalLong.empty(), Optional.empty(), Optional.empty(), false,
+        OptionalLong.empty()), cluster("node2", 0));
+    history = history.after(unqueried, TIME.nanos());
+    TIME.advance(Duration.ofSeconds(6)); // exactly the grace: still in
+    history = history.after(broken, TIME.nanos());
+    assertEquals(WARNING, evalStreams(broken, history).replica().status(), "10 s: within the grace");
+
+    TIME.advance(Duration.ofSeconds(1));
     history = history.after(broken, TIME.nanos());
     NodeHealth out = evalStreams(broken, history);
     assertEquals(Verdict.Kind.FAILING, out.replica().kind());
@@ -215,12 +270,13 @@ class HealthEvaluatorTest {
     PatroniReading restarted = observed(new PatroniStatus("running", Role.REPLICA, "replica", false,
         OptionalLong.of(3), OptionalLong.of(1000), false, false, false, false, Map.of(), Optional.of("demo"),
         Optional.of("node1"), Optional.of("4.1.5"), OptionalLong.of(1000), Optional.empty(),
-        Optional.of("2026-12-02 07:05:00.000000+00:00")), cluster("node2", 0));
+        Optional.of("2026-12-02 07:05:00.000000+00:00"), false, PG15), cluster("node2", 0));
     TIME.advance(Duration.ofSeconds(1));
     history = history.after(restarted, TIME.nanos());
     NodeHealth fresh = evalStreams(restarted, history);
     assertEquals(Verdict.Kind.FAILING, fresh.replica().kind());
-    assertEquals("not streaming (no replication_state) since PostgreSQL started", fresh.replica().reason());
+    assertEquals("not streaming (no replication_state), not seen streaming since this PostgreSQL or pgbeacon started",
+        fresh.replica().reason());
   }
 
   /** The agent's reply for the replica view: what HAProxy is told. */
@@ -325,7 +381,7 @@ class HealthEvaluatorTest {
     // replica serves ever older data. pgbeacon adds the received-but-not-replayed part.
     PatroniStatus stalled = new PatroniStatus("running", Role.REPLICA, "replica", false, OptionalLong.of(3),
         OptionalLong.of(1000), true, true, false, false, Map.of(), Optional.of("demo"), Optional.of("node1"),
-        Optional.of("4.1.5"), OptionalLong.of(1000 + 20 * MB), Optional.of("streaming"), STARTED);
+        Optional.of("4.1.5"), OptionalLong.of(1000 + 20 * MB), Optional.of("streaming"), STARTED, false, PG15);
     NodeHealth health = eval(observed(stalled, cluster("node2", 1024)), BOUNCER_OK, POLICY);
     assertEquals(OptionalLong.of(1024 + 20 * MB), health.lagBytes());
     assertEquals(CRITICAL, health.replica().status());
@@ -441,10 +497,11 @@ class HealthEvaluatorTest {
     };
     return new PatroniStatus(state, parsed, role, lock, OptionalLong.of(3), OptionalLong.of(1000), false, false,
         false, false, tags, Optional.of("demo"), Optional.of("node1"), Optional.of(version),
-        OptionalLong.of(1000), replicationState, STARTED);
+        OptionalLong.of(1000), replicationState, STARTED, false, PG15);
   }
 
   private static final Optional<String> STARTED = Optional.of("2026-12-02 07:00:00.000000+00:00");
+  private static final OptionalLong PG15 = OptionalLong.of(150018);
 
   /** A 4.x replica in good health but for its replication state ({@code in archive recovery}, or none). */
   private static PatroniReading notStreaming(Optional<String> replicationState) {

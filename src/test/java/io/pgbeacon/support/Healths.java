@@ -20,6 +20,7 @@ public final class Healths {
   private OptionalLong timeline = OptionalLong.of(3);
   private OptionalLong lag = OptionalLong.empty();
   private boolean sync;
+  private boolean quorum;
   private Optional<String> version = Optional.of("4.1.5");
   private Optional<String> host = Optional.empty();
   private Verdict primary;
@@ -75,6 +76,11 @@ public final class Healths {
     return this;
   }
 
+  public Healths quorum(boolean quorum) {
+    this.quorum = quorum;
+    return this;
+  }
+
   public Healths version(String version) {
     this.version = Optional.of(version);
     return this;
@@ -101,7 +107,8 @@ public final class Healths {
   }
 
   public NodeHealth build() {
-    return new NodeHealth(node, scope, role, timeline, lag, sync, version, host, primary, replica, observedAt);
+    return new NodeHealth(node, scope, role, timeline, lag, sync, quorum, version, host, primary, replica,
+        observedAt);
   }
 
   public static Verdict pass(String reason) {
