@@ -9,7 +9,8 @@
 #   start                  start whatever is not running; wait for a leader + N-1 streaming replicas
 #   stop                   stop everything this lab started, by PID (safe to run twice)
 #   status                 processes and the Patroni role of each node (exit 0 all up, 3 something down)
-#   switchover [NODE]      POST /switchover from the leader to NODE (default: first replica); wait
+#   switchover [NODE]      POST /switchover from the leader to NODE (default: the synchronous standby if any, which
+#                          Patroni requires with synchronous_mode on, else the first replica); wait
 #   env                    KEY=VALUE lines (ports, dirs, names) for tests and `source`
 #   pgbeacon-start N | pgbeacon-stop N [SIGNAL]     one pgbeacon (needs LAB_PGBEACON)
 #   pgbouncer-start N | pgbouncer-stop N [SIGNAL]   one PgBouncer
@@ -46,8 +47,9 @@
 #   127.0.0.1i  node i (1..N), ports B+10*i +0 PostgreSQL  +1 Patroni REST  +2 PgBouncer
 #               +3 pgbeacon agent (view primary)  +4 pgbeacon agent (view replica)
 #               +5 Consul client HTTP  +6 Consul client DNS  +7 Consul client serf LAN
-#               +8 pgbeacon HTTP (/metrics, /status, /health, /primary, /replica)
-#   e.g. node1 = 127.0.0.11: 15410 pg, 15411 rest, 15412 pgbouncer, 15413/15414 agent, 15415 consul, 15418 pgbeacon
+#               +8 pgbeacon HTTP (/metrics, /status, /health, /primary, /replica, /sync, /async, /read-only, ...)
+#               +9 pgbeacon agent without a view: HAProxy's agent-send (or a test) names one ("sync\n", ...)
+#   e.g. node1 = 127.0.0.11: 15410 pg, 15411 rest, 15412 pgbouncer, 15413/15414/15419 agent, 15415 consul, 15418 pgbeacon
 #
 # Layout of $LAB_DIR: lab.conf, pgbeacon.password (mode 600), post_bootstrap.sh,
 #   consul/{consul.hcl,data/,consul.log,consul.pid}   (the server)
@@ -107,6 +109,7 @@ rest_port()          { echo $((LAB_BASE_PORT + 10 * $1 + 1)); }
 pgbouncer_port()     { echo $((LAB_BASE_PORT + 10 * $1 + 2)); }
 agent_primary_port() { echo $((LAB_BASE_PORT + 10 * $1 + 3)); }
 agent_replica_port() { echo $((LAB_BASE_PORT + 10 * $1 + 4)); }
+agent_any_port()     { echo $((LAB_BASE_PORT + 10 * $1 + 9)); }
 pgbeacon_http_port() { echo $((LAB_BASE_PORT + 10 * $1 + 8)); }
 node_consul_http_port() { echo $((LAB_BASE_PORT + 10 * $1 + 5)); }
 node_consul_dns_port()  { echo $((LAB_BASE_PORT + 10 * $1 + 6)); }
@@ -409,7 +412,7 @@ services:
   primary: {name: patroni-primary, port: $(pgbouncer_port "$i")}
   replica: {name: patroni-replica, port: $(pgbouncer_port "$i"), max-lag: 16MB}
 poll: {interval: 500ms}
-agent: {listen: [{address: $(node_addr "$i"), port: $(agent_primary_port "$i"), view: primary}, {address: $(node_addr "$i"), port: $(agent_replica_port "$i"), view: replica}]}
+agent: {listen: [{address: $(node_addr "$i"), port: $(agent_primary_port "$i"), view: primary}, {address: $(node_addr "$i"), port: $(agent_replica_port "$i"), view: replica}, {address: $(node_addr "$i"), port: $(agent_any_port "$i")}]}
 http: {address: $(node_addr "$i"), port: $(pgbeacon_http_port "$i")}
 EOF
 }
@@ -1026,7 +1029,8 @@ cmd_switchover() {
   candidate=${1:-}
   if [ -z "$candidate" ]; then
     candidate=$(http_get "$(rest_url "$li")/cluster" \
-      | jq -r '[.members[] | select(.role != "leader" and .role != "standby_leader" and .state != "stopped")][0].name')
+      | jq -r '[.members[] | select(.role != "leader" and .role != "standby_leader" and .state != "stopped")]
+               | (map(select(.role == "sync_standby")) + .)[0].name')
   fi
   if [ -z "$candidate" ] || [ "$candidate" = null ]; then die "no replica to switch over to"; fi
   [ "$candidate" != "$leader" ] || die "$candidate is already the leader"
@@ -1095,6 +1099,7 @@ ${p}_REST=$(rest_url "$i")
 ${p}_PGBOUNCER_PORT=$(pgbouncer_port "$i")
 ${p}_AGENT_PRIMARY_PORT=$(agent_primary_port "$i")
 ${p}_AGENT_REPLICA_PORT=$(agent_replica_port "$i")
+${p}_AGENT_ANY_PORT=$(agent_any_port "$i")
 ${p}_PGBEACON_HTTP=http://$(node_addr "$i"):$(pgbeacon_http_port "$i")
 ${p}_PGBEACON_HTTP_PORT=$(pgbeacon_http_port "$i")
 ${p}_PGBEACON_CONFIG=$(pgbeacon_marker "$i")

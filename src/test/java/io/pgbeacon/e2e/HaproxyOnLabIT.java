@@ -37,8 +37,9 @@ import org.junit.jupiter.api.io.TempDir;
  * Every shipped HAProxy configuration ({@code haproxy/*.cfg}) and the consul-template setup ({@code consul/}) in
  * front of the real-cluster lab, each in its own real HAProxy 2.6: rewritten only from the documented example
  * addresses to the lab's. Each is judged the way an application would: a real {@code psql} through its write
- * port must reach the primary, before and after a switchover; with PgBouncer stopped on the primary, scenario B
- * takes the primary out and scenario C goes straight to PostgreSQL.
+ * port must reach the primary, before and after a switchover, and each read port a replica (sync-reads.cfg, with
+ * no synchronous standby on the lab, the primary); with PgBouncer stopped on the primary, scenario B takes the
+ * primary out and scenario C goes straight to PostgreSQL.
  */
 @ExtendWith(Lab.class)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
@@ -94,13 +95,18 @@ class HaproxyOnLabIT {
     }
     writesReach("consul-template", renderedWritePort, leader);
     for (String name : List.of("b-agent-pgbouncer.cfg", "replicas-lag-weights.cfg", "c-agent-fallback.cfg",
-        "d-pgbeacon-httpchk.cfg", "dns-srv.cfg")) {
+        "d-pgbeacon-httpchk.cfg", "dns-srv.cfg", "read-only-fallback.cfg")) {
       Psql.Result read = Await.until(name + ": reads reach a replica", CONVERGE, () -> psql(port(name, 5001),
           "select pg_is_in_recovery()"), r -> r.output().equals("t"));
       assertTrue(read.ok());
     }
     Await.until("consul-template: reads reach a replica", CONVERGE,
         () -> psql(renderedReadPort, "select pg_is_in_recovery()").output(), "t"::equals);
+    // The lab runs without synchronous_mode: no synchronous standby, so sync-reads.cfg's backup, the primary.
+    // (e2e/RoutingIT turns synchronous_mode on and sees these reads on the synchronous standby.)
+    Await.until("sync-reads.cfg: with no synchronous standby, reads reach the primary", CONVERGE,
+        () -> psql(port("sync-reads.cfg", 5002), "select pg_is_in_recovery(), host(inet_server_addr())").output(),
+        ("f|" + lab.address(leader))::equals);
   }
 
   @Test

@@ -54,7 +54,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 class HaproxyConfigsIT {
 
   static final List<String> SHIPPED = List.of("a-patroni-httpchk.cfg", "b-agent-pgbouncer.cfg",
-      "c-agent-fallback.cfg", "d-pgbeacon-httpchk.cfg", "dns-srv.cfg", "replicas-lag-weights.cfg");
+      "c-agent-fallback.cfg", "d-pgbeacon-httpchk.cfg", "dns-srv.cfg", "read-only-fallback.cfg",
+      "replicas-lag-weights.cfg", "sync-reads.cfg");
   static final Duration CONVERGE = Duration.ofSeconds(10);
   /** The rewritten copies' check timing ({@link #fast}); {@code fall} is the shipped one of B, C and lag weights. */
   static final Duration INTER = Duration.ofMillis(200);
@@ -122,7 +123,7 @@ class HaproxyConfigsIT {
     HaproxyConfig cfg = HaproxyConfig.load("haproxy/" + file).nameserver("consul", "127.0.0.1:" + FreePorts.next());
     for (int n = 1; n <= 3; n++) { // "-c" binds nothing: any ports do
       cfg.node(n, Nodes.address(n), Map.of(5432, 19032 + n * 100, 6432, 19064 + n * 100, 8008, 19008 + n * 100,
-          5480, 19080 + n * 100, 5481, 19081 + n * 100, 8009, 19009 + n * 100));
+          5480, 19080 + n * 100, 5481, 19081 + n * 100, 5482, 19082 + n * 100, 8009, 19009 + n * 100));
     }
     String code = cfg.text().lines().filter(l -> !l.strip().startsWith("#")).collect(Collectors.joining("\n"));
     assertFalse(code.contains("10.0.0."), () -> "a production address is left:\n" + code);
@@ -346,6 +347,83 @@ class HaproxyConfigsIT {
   }
 
   /**
+   * Synchronous reads (agent-send "sync"): only the synchronous standby, following Patroni's choice; the primary
+   * (agent-send "primary", backup) while there is none; a killed or hung pgbeacon takes its servers out.
+   */
+  @Test
+  void syncReadsGoToTheSynchronousStandbyAndToThePrimaryWhenThereIsNone() throws Exception {
+    Nodes nodes = new Nodes();
+    nodes.primary(1);
+    nodes.show(2, replica(passing("replica, lag 0B"), true));
+    HaproxyConfig cfg = fast(loopback(HaproxyConfig.load("haproxy/sync-reads.cfg"), nodes));
+    Haproxy haproxy = start(cfg);
+    int read = cfg.port(5002);
+    Map<String, String> pg2Sync = Map.of("pg1", "MAINT", "pg2", "UP", "pg3", "MAINT", "pg1_primary", "UP",
+        "pg2_primary", "MAINT", "pg3_primary", "MAINT");
+    awaitStates(haproxy, "pg_read_sync", pg2Sync);
+    awaitRoute(read, "pgbouncer pg2");
+
+    // Patroni picks pg3 instead: the sync view follows, no edit of HAProxy's configuration.
+    nodes.show(2, replica(passing("replica, lag 0B"), false));
+    nodes.show(3, replica(passing("replica, lag 0B"), true));
+    awaitStates(haproxy, "pg_read_sync", Map.of("pg2", "MAINT", "pg3", "UP"));
+    awaitRoute(read, "pgbouncer pg3");
+
+    // The synchronous standby stops streaming (past the grace): no synchronous standby, reads on the primary.
+    nodes.show(3, replica(critical("not streaming (no replication_state) for 11s, past streaming-grace 10s"), true));
+    awaitStates(haproxy, "pg_read_sync", Map.of("pg2", "MAINT", "pg3", "DOWN (agent)", "pg1_primary", "UP"));
+    awaitRoute(read, "pgbouncer pg1");
+    nodes.show(3, replica(passing("replica, lag 0B"), true));
+    awaitRoute(read, "pgbouncer pg3");
+
+    // pg3's pgbeacon (the synchronous standby's) and pg1's (the primary's, the backup) die together.
+    eachDeath(nodes, cfg, haproxy, new int[] {1, 3}, List.of("pg_read_sync/pg3", "pg_read_sync/pg1_primary"), () -> {
+      assertStates(haproxy, "pg_read_sync", Map.of("pg1", "MAINT", "pg2", "MAINT", "pg3_primary", "MAINT"));
+      awaitRoute(read, ""); // no synchronous standby and no primary: refused, never an asynchronous replica
+    }, () -> {
+      awaitStates(haproxy, "pg_read_sync", Map.of("pg1", "MAINT", "pg2", "MAINT", "pg3", "UP", "pg1_primary", "UP"));
+      awaitRoute(read, "pgbouncer pg3");
+    });
+  }
+
+  /**
+   * Read-only traffic (agent-send "replica", the primary by agent-send "primary" as backup): the replicas serve; the
+   * primary only once none can (one behind past max-lag and drained, one not streaming); a killed or hung pgbeacon
+   * takes its servers out.
+   */
+  @Test
+  void readOnlyGoesToTheReplicasAndToThePrimaryOnlyWhenNoneCanServe() throws Exception {
+    Nodes nodes = new Nodes();
+    nodes.primary(1);
+    HaproxyConfig cfg = fast(loopback(HaproxyConfig.load("haproxy/read-only-fallback.cfg"), nodes));
+    Haproxy haproxy = start(cfg);
+    int read = cfg.port(5001);
+    Map<String, String> healthy = Map.of("pg1", "MAINT", "pg2", "UP", "pg3", "UP", "pg1_primary", "UP",
+        "pg2_primary", "MAINT", "pg3_primary", "MAINT");
+    awaitStates(haproxy, "pg_read", healthy);
+    Await.until("reads on pg2", CONVERGE, () -> route(read), "pgbouncer pg2"::equals);
+    Await.until("reads on pg3", CONVERGE, () -> route(read), "pgbouncer pg3"::equals);
+
+    nodes.show(2, replica(Verdict.pastMaxLag("replica lag 17MB exceeds max-lag 16MB"), false));
+    awaitStates(haproxy, "pg_read", Map.of("pg2", "DRAIN (agent)", "pg3", "UP"));
+    for (int i = 0; i < 3; i++) {
+      assertEquals("pgbouncer pg3", route(read), "a drained replica and the backup get no new reads");
+    }
+    nodes.show(3, replica(critical("not streaming (no replication_state) for 11s, past streaming-grace 10s"), false));
+    awaitStates(haproxy, "pg_read", Map.of("pg2", "DRAIN (agent)", "pg3", "DOWN (agent)", "pg1_primary", "UP"));
+    awaitRoute(read, "pgbouncer pg1");
+    nodes.show(3, replica(passing("replica, lag 0B"), false));
+    awaitRoute(read, "pgbouncer pg3");
+    nodes.primary(1);
+    awaitStates(haproxy, "pg_read", healthy);
+
+    eachDeath(nodes, cfg, haproxy, new int[] {1, 2}, List.of("pg_read/pg2", "pg_read/pg1_primary"), () -> {
+      assertStates(haproxy, "pg_read", Map.of("pg1", "MAINT", "pg2_primary", "MAINT", "pg3", "UP"));
+      awaitRoute(read, "pgbouncer pg3");
+    }, () -> awaitStates(haproxy, "pg_read", healthy));
+  }
+
+  /**
    * Scenario D: pgbeacon's /primary and /replica decide through {@code option httpchk}: the verdict's withdrawal
    * takes the primary out, the wrong role is DOWN, and a killed or hung pgbeacon fails the check by itself.
    */
@@ -493,9 +571,10 @@ class HaproxyConfigsIT {
   // ---------------------------------------------------------------------------------------------------------
 
   /**
-   * Three nodes on 127.0.0.11-13: a pgbeacon agent (both views, on the same two ports on every node as in
-   * production), a PgBouncer, a PostgreSQL, a Patroni each. A node's pgbeacon can die ({@link #kill}) and come back
-   * ({@link #revive}) with the verdict it was last shown.
+   * Three nodes on 127.0.0.11-13: a pgbeacon agent (a port for the primary view, one for the replica view and one
+   * without a view, where agent-send names one; the same ports on every node, as in production), a PgBouncer, a
+   * PostgreSQL, a Patroni each. A node's pgbeacon can die ({@link #kill}) and come back ({@link #revive}) with the
+   * verdict it was last shown.
    */
   final class Nodes {
     private final Map<Integer, InProcessAgent> agents = new HashMap<>(); // the live ones
@@ -506,6 +585,8 @@ class HaproxyConfigsIT {
     private final Map<Integer, PatroniStub> patronis = new HashMap<>();
     private final int primaryView;
     private final int replicaView;
+    /** The listener without a view: HAProxy's agent-send names one. */
+    private final int anyView;
     private final int http;
 
     Nodes() throws Exception {
@@ -513,12 +594,13 @@ class HaproxyConfigsIT {
       for (int n = 1; n <= 3; n++) {
         shown.put(n, starting());
       }
-      agents.put(1, startAgent(1, 0, 0, 0)); // free ports, which the other nodes take too
+      agents.put(1, startAgent(1, 0, 0, 0, 0)); // free ports, which the other nodes take too
       primaryView = agents.get(1).ports().get(0);
       replicaView = agents.get(1).ports().get(1);
+      anyView = agents.get(1).ports().get(2);
       http = agents.get(1).httpPort();
       for (int n = 2; n <= 3; n++) {
-        agents.put(n, startAgent(n, primaryView, replicaView, http));
+        agents.put(n, startAgent(n, primaryView, replicaView, anyView, http));
       }
       for (int n = 1; n <= 3; n++) {
         String address = address(n);
@@ -532,10 +614,11 @@ class HaproxyConfigsIT {
       return "127.0.0.1" + n;
     }
 
-    private InProcessAgent startAgent(int n, int primaryPort, int replicaPort, int httpPort) {
+    private InProcessAgent startAgent(int n, int primaryPort, int replicaPort, int anyPort, int httpPort) {
       try {
         return InProcessAgent.start("agent: {listen: [{address: " + address(n) + ", port: " + primaryPort
-            + ", view: primary}, {address: " + address(n) + ", port: " + replicaPort + ", view: replica}]}\n"
+            + ", view: primary}, {address: " + address(n) + ", port: " + replicaPort + ", view: replica},"
+            + " {address: " + address(n) + ", port: " + anyPort + "}]}\n"
             + "http: {address: " + address(n) + ", port: " + httpPort + "}", shown.get(n));
       } catch (Exception e) {
         throw new IllegalStateException("pgbeacon agent of pg" + n, e);
@@ -556,7 +639,7 @@ class HaproxyConfigsIT {
         agents.remove(n).close();
         if (death == Death.HUNG) {
           hung.put(n, List.of(TcpStub.silent(address(n), primaryView), TcpStub.silent(address(n), replicaView),
-              TcpStub.silent(address(n), http)));
+              TcpStub.silent(address(n), anyView), TcpStub.silent(address(n), http)));
         }
       }
     }
@@ -566,7 +649,7 @@ class HaproxyConfigsIT {
       for (int n : ns) {
         hung.getOrDefault(n, List.of()).forEach(TcpStub::stop);
         hung.remove(n);
-        agents.put(n, startAgent(n, primaryView, replicaView, http));
+        agents.put(n, startAgent(n, primaryView, replicaView, anyView, http));
       }
     }
 
@@ -597,7 +680,7 @@ class HaproxyConfigsIT {
     /** The documented topology's ports of node n → this node's stand-ins. */
     Map<Integer, Integer> ports(int n) {
       return Map.of(5432, postgres.get(n).port(), 6432, pgbouncers.get(n).port(), 8008, patronis.get(n).port(),
-          5480, primaryView, 5481, replicaView, 8009, http);
+          5480, primaryView, 5481, replicaView, 5482, anyView, 8009, http);
     }
   }
 
@@ -731,6 +814,11 @@ class HaproxyConfigsIT {
 
   static NodeHealth health(Verdict primary, Verdict replica) {
     return Healths.primary("pg").timeline(2).version("3.0.2").primaryView(primary).replicaView(replica).build();
+  }
+
+  /** A replica whose replica view is {@code replica}; {@code sync}: Patroni's synchronous standby now. */
+  static NodeHealth replica(Verdict replica, boolean sync) {
+    return Healths.replica("pg").version("3.0.2").sync(sync).replicaView(replica).build();
   }
 
   static Verdict passing(String reason) {

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.pgbeacon.config.Config;
 import io.pgbeacon.patroni.ClusterView;
 import io.pgbeacon.patroni.FailoverRequest;
+import io.pgbeacon.patroni.PatroniParser;
 import io.pgbeacon.patroni.ClusterView.Member;
 import io.pgbeacon.patroni.PatroniReading;
 import io.pgbeacon.patroni.PatroniStatus;
@@ -277,6 +278,58 @@ class HealthEvaluatorTest {
     assertEquals(Verdict.Kind.FAILING, fresh.replica().kind());
     assertEquals("not streaming (no replication_state), not seen streaming since this PostgreSQL or pgbeacon started",
         fresh.replica().reason());
+  }
+
+  /**
+   * Recorded Patroni 4.1.5 answers of one lab replica (node2, one PostgreSQL start): the synchronous standby with
+   * synchronous_mode on, then with its replication connection broken (its role NOLOGIN, its walsender terminated).
+   */
+  @Test
+  void recordedSynchronousStandbyPassesSyncThenLeavesEveryReplicaViewOnceItStopsStreaming() throws Exception {
+    HealthPolicy node2 = new HealthPolicy(Optional.of("node2"), "127.0.0.12", 19421, 16 * MB, 12 * MB, true, true,
+        GRACE);
+    PatroniReading sync = recorded("replica-sync-standby.json", "cluster-synchronous-mode.json");
+    PatroniReading broken = recorded("replica-not-streaming.json", "cluster-replica-not-streaming.json");
+    StreamHistory history = StreamHistory.NONE.after(sync, TIME.nanos());
+    NodeHealth before = HealthEvaluator.evaluate(sync, BOUNCER_OK, DcsLeader.UNWATCHED, history, node2, TIME.nanos(),
+        TIME);
+    assertEquals("replica, lag 0B", before.view(Config.View.SYNC).reason());
+    assertEquals(Verdict.Kind.WRONG_ROLE, before.view(Config.View.ASYNC).kind());
+    assertEquals("synchronous standby", before.view(Config.View.ASYNC).reason());
+    assertEquals(PASSING, before.view(Config.View.READ_ONLY).status());
+
+    TIME.advance(Duration.ofSeconds(4));
+    history = history.after(broken, TIME.nanos());
+    NodeHealth inGrace = HealthEvaluator.evaluate(broken, BOUNCER_OK, DcsLeader.UNWATCHED, history, node2,
+        TIME.nanos(), TIME);
+    assertEquals(WARNING, inGrace.replica().status());
+    assertTrue(inGrace.replica().reason().endsWith(", not streaming (no replication_state) for 4s, within"
+        + " streaming-grace 10s"), inGrace.replica().reason());
+
+    TIME.advance(Duration.ofSeconds(7));
+    history = history.after(broken, TIME.nanos());
+    NodeHealth out = HealthEvaluator.evaluate(broken, BOUNCER_OK, DcsLeader.UNWATCHED, history, node2, TIME.nanos(),
+        TIME);
+    for (Config.View view : List.of(Config.View.REPLICA, Config.View.ASYNC, Config.View.SYNC,
+        Config.View.READ_ONLY)) {
+      assertEquals("not streaming (no replication_state) for 11s, past streaming-grace 10s", out.view(view).reason(),
+          view.key());
+      assertEquals(Verdict.Kind.FAILING, out.view(view).kind(), view.key());
+    }
+  }
+
+  private static PatroniReading recorded(String patroni, String cluster) throws Exception {
+    return new PatroniReading.Observed(PatroniParser.status(recording(patroni), false),
+        Optional.of(PatroniParser.cluster(recording(cluster))), Optional.empty());
+  }
+
+  private static byte[] recording(String name) throws java.io.IOException {
+    try (java.io.InputStream in = HealthEvaluatorTest.class.getResourceAsStream("/patroni/4.1.5/" + name)) {
+      if (in == null) {
+        throw new java.io.IOException("missing fixture patroni/4.1.5/" + name);
+      }
+      return in.readAllBytes();
+    }
   }
 
   /** The agent's reply for the replica view: what HAProxy is told. */

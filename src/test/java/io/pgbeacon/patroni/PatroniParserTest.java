@@ -8,7 +8,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Map;
 import java.util.Optional;
+import java.util.TreeMap;
 import java.util.OptionalLong;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -107,6 +110,36 @@ class PatroniParserTest {
     String leader = view.leader().get().name();
     assertTrue(view.memberAt("127.0.0.1", view.leader().get().apiPort()).map(ClusterView.Member::name)
         .filter(leader::equals).isPresent());
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"3.0.2", "4.1.5"})
+  void readsTheSynchronousStandbyFromTheClusterViewAndFromPatroni(String version) throws Exception {
+    ClusterView view = PatroniParser.cluster(fixture(version, "cluster-synchronous-mode.json"));
+    assertEquals(List.of("node2"), view.members().stream().filter(ClusterView.Member::sync)
+        .map(ClusterView.Member::name).toList());
+    PatroniStatus standby = PatroniParser.status(fixture(version, "replica-sync-standby.json"), false);
+    assertEquals(Role.REPLICA, standby.role());
+    // Recorded: 3.0.2 says it in /patroni as well (only when true), not only 3.1+.
+    assertTrue(standby.syncStandby());
+    assertEquals(!version.startsWith("3"), standby.streaming());
+    assertFalse(PatroniParser.status(fixture(version, "replica.json"), false).syncStandby());
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"3.0.2", "4.1.5"})
+  void readsAReplicaWhoseReplicationConnectionIsBroken(String version) throws Exception {
+    PatroniStatus s = PatroniParser.status(fixture(version, "replica-not-streaming.json"), false);
+    assertTrue(s.running());
+    assertEquals(Optional.empty(), s.replicationState());
+    assertFalse(s.streaming());
+    // 4.1.5 drops replication_state, and that says "not streaming"; 3.0.2 looks as it does when it streams.
+    assertEquals(!version.startsWith("3"), s.reportsStreaming());
+    ClusterView view = PatroniParser.cluster(fixture(version, "cluster-replica-not-streaming.json"));
+    Map<String, String> states = new TreeMap<>();
+    view.members().forEach(m -> states.put(m.name(), m.state()));
+    assertEquals(version.startsWith("3") ? Map.of("node1", "running", "node2", "running", "node3", "running")
+        : Map.of("node1", "running", "node2", "running", "node3", "streaming"), states);
   }
 
   private static byte[] fixture(String version, String name) throws IOException {

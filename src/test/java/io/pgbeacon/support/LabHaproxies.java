@@ -21,16 +21,22 @@ public final class LabHaproxies implements AutoCloseable {
   private LabHaproxies() {}
 
   public static LabHaproxies start(Lab lab, Path dir) throws IOException {
+    return start(lab, dir, HaproxyConfig.shipped().stream().map(p -> p.getFileName().toString()).toList());
+  }
+
+  /** As {@link #start(Lab, Path)}, only the shipped files named (e.g. {@code sync-reads.cfg}). */
+  public static LabHaproxies start(Lab lab, Path dir, List<String> names) throws IOException {
     LabHaproxies all = new LabHaproxies();
     try {
-      for (Path file : HaproxyConfig.shipped()) {
-        String name = file.getFileName().toString();
+      for (String name : names) {
+        Path file = Components.repoFile("haproxy/" + name);
         HaproxyConfig config = HaproxyConfig.of(file)
             .nameserver("consul", lab.consulDnsAddress() + ":" + lab.consulDnsPort());
         for (String node : lab.nodeNames()) {
           config.node(lab.index(node), lab.address(node), Map.of(6432, lab.port(node, "PGBOUNCER"), 5432,
               lab.port(node, "PG"), 8008, lab.port(node, "REST"), 5480, lab.port(node, "AGENT_PRIMARY"), 5481,
-              lab.port(node, "AGENT_REPLICA"), 8009, lab.port(node, "PGBEACON_HTTP")));
+              lab.port(node, "AGENT_REPLICA"), 5482, lab.port(node, "AGENT_ANY"), 8009,
+              lab.port(node, "PGBEACON_HTTP")));
         }
         Path sub = Files.createDirectories(dir.resolve(name.replace(".cfg", "")));
         Path written = config.write(sub);
