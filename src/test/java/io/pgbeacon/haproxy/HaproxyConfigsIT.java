@@ -744,6 +744,12 @@ class HaproxyConfigsIT {
   static void eachDeath(Nodes nodes, HaproxyConfig cfg, Haproxy haproxy, int[] victims, List<String> servers,
       Step whileDead, Step healthyAgain) throws Exception {
     for (Death death : Death.values()) {
+      // The last regular check of every server passed: a check that failed while the victims came back from the
+      // previous death must not count as this one's (HAProxy reports the last check's cause).
+      Await.until(servers + " last checks passed", CONVERGE, () -> servers.stream().map(name -> {
+        String[] backendServer = name.split("/");
+        return haproxy.stat(backendServer[0], backendServer[1]).checkStatus();
+      }).toList(), checks -> checks.stream().allMatch(c -> c.matches("L[4-7]OK")));
       long since = System.nanoTime();
       nodes.kill(death, victims);
       awaitTakenOut(cfg, haproxy, death, since, servers.toArray(String[]::new));
