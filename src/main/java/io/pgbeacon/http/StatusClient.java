@@ -85,12 +85,12 @@ public final class StatusClient {
       response = call.get(deadline.toMillis(), TimeUnit.MILLISECONDS);
     } catch (TimeoutException e) {
       call.cancel(true);
-      throw new NoStatus("pgbeacon did not answer at " + url + " within " + deadline.toMillis() + " ms");
+      throw new NoStatus(notAnswered(url, deadline));
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new NoStatus("interrupted while asking " + url);
     } catch (ExecutionException e) {
-      throw new NoStatus(unreachable(url, e.getCause()));
+      throw new NoStatus(unreachable(url, deadline, e.getCause()));
     }
     if (response.statusCode() != 200) {
       throw new NoStatus("pgbeacon at " + url + " answered HTTP " + response.statusCode() + firstLine(
@@ -108,13 +108,18 @@ public final class StatusClient {
     }
   }
 
-  private static String unreachable(URI url, Throwable cause) {
+  /** The request's own timeout and the wait for it are one deadline: whichever fires first, the same words. */
+  private static String notAnswered(URI url, Duration deadline) {
+    return "pgbeacon did not answer at " + url + " within " + deadline.toMillis() + " ms";
+  }
+
+  private static String unreachable(URI url, Duration deadline, Throwable cause) {
     // The JDK's client often gives a ConnectException without a message; its type is the news.
     if (cause instanceof ConnectException) {
       return "pgbeacon not reachable at " + url + ": connection refused (is it running, with http on?)";
     }
     if (cause instanceof java.net.http.HttpTimeoutException) {
-      return "pgbeacon did not answer at " + url + " in time";
+      return notAnswered(url, deadline);
     }
     return "pgbeacon not reachable at " + url + ": " + ErrorText.describe(cause);
   }
