@@ -65,14 +65,18 @@ class StatusCommandIT {
   @Test
   void printsTheNodeItsViewsAndItsConsulChecks() {
     Run run = Await.until("node1 passing as primary, its check pushed", SOON, () -> status("--config",
-        config.toString()), r -> r.out.matches("(?s).*\n  primary  passing .*\n  service:patroni-primary-node1 +passing .*"));
+        config.toString()),
+        r -> r.out.matches("(?s).*\n  primary {9}passing .*\n  service:patroni-primary-node1 +passing .*"));
     assertEquals(0, run.exit, run.err);
     assertEquals("", run.err);
     assertTrue(run.out.startsWith("node node1, scope pgbeacon-lab, role primary, Patroni 4.1.5, pgbeacon test\n"),
         run.out);
-    assertTrue(Pattern.compile("(?m)^  primary  passing   primary, timeline 1  \\(since \\S+, observed \\d+\\.\\ds ago\\)$")
+    assertTrue(Pattern.compile("(?m)^  primary {9}passing   primary, timeline 1  \\(since \\S+, observed \\d+\\.\\ds ago\\)$")
         .matcher(run.out).find(), run.out);
-    assertTrue(run.out.contains("\n  replica  critical  primary  (wrong role; "), run.out);
+    assertTrue(run.out.contains("\n  replica         critical  primary  (wrong role; "), run.out);
+    // Every view, in one column wide enough for the longest name.
+    assertTrue(run.out.contains("\n  read-only       passing   primary, timeline 1  (since "), run.out);
+    assertTrue(run.out.contains("\n  standby-leader  critical  primary  (wrong role; "), run.out);
     assertTrue(Pattern.compile("(?m)^  patroni    primary, running, holds the leader lock  \\(took \\d+\\.\\d ms, at ")
         .matcher(run.out).find(), run.out);
     assertTrue(Pattern.compile("(?m)^  service:patroni-primary-node1 +passing   \"primary, timeline 1\"  at \\S+, ok$")
