@@ -61,7 +61,8 @@ public record NodeHealth(
 
   /** The same verdict, as observed at {@code when}. */
   public NodeHealth observedAt(long when) {
-    return new NodeHealth(node, scope, role, timeline, lagBytes, sync, quorum, patroniVersion, host, primary, replica, when);
+    return new NodeHealth(node, scope, role, timeline, lagBytes, sync, quorum, patroniVersion, host, primary, replica,
+        when);
   }
 
   /**

@@ -226,7 +226,7 @@ class ClusterIT {
   void pausedPatroniAndAReplicaLaggingPastMaxLag() throws IOException {
     String leader = converged();
     String laggard = others(leader).get(0);
-    patroniConfig("{\"pause\": true}");
+    lab.patchPatroniConfig("{\"pause\": true}");
     try {
       Await.until("Patroni paused", CONVERGE, () -> patroni(leader).path("pause").asBoolean(false), p -> p);
       Await.until("the primary's check says Patroni is paused", CONVERGE,
@@ -265,7 +265,7 @@ class ClusterIT {
       assertEquals(List.of(leader), consul.passingNodes("patroni-primary"), "a lagging replica moves no primary");
     } finally {
       psqlDirect(laggard, "select pg_wal_replay_resume()");
-      patroniConfig("{\"pause\": false}");
+      lab.patchPatroniConfig("{\"pause\": false}");
     }
     Await.until(laggard + " caught up and back", CONVERGE, () -> sorted(consul.passingNodes("patroni-replica")),
         others(leader)::equals);
@@ -482,19 +482,6 @@ class ClusterIT {
   }
 
   /** PATCH /config on the leader (the lab's REST API takes no credentials). */
-  private static void patroniConfig(String json) {
-    try {
-      HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create(lab.rest(leader()) + "/config"))
-          .method("PATCH", HttpRequest.BodyPublishers.ofString(json)).header("Content-Type", "application/json")
-          .timeout(Duration.ofSeconds(5)).build(), HttpResponse.BodyHandlers.ofString());
-      assertEquals(200, r.statusCode(), "PATCH /config " + json + ": " + r.body());
-    } catch (IOException e) {
-      throw new java.io.UncheckedIOException(e);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException(e);
-    }
-  }
 
   // ---- helpers ---------------------------------------------------------------------------------------------
 

@@ -182,7 +182,7 @@ class RoutingIT {
     long started = System.nanoTime();
     String leader = lab.converged(consul, CONVERGE);
     try {
-      patroniConfig("{\"synchronous_mode\": true}");
+      lab.patchPatroniConfig("{\"synchronous_mode\": true}");
       String sync = syncStandby(leader);
       viewsFollow(leader, sync);
 
@@ -207,7 +207,7 @@ class RoutingIT {
       assertEquals(sync, lab.leader());
       viewsFollow(sync, syncStandby(sync));
     } finally {
-      patroniConfig("{\"synchronous_mode\": false}");
+      lab.patchPatroniConfig("{\"synchronous_mode\": false}");
     }
     Await.until("no synchronous standby", CONVERGE, () -> roles(lab.leader()), r -> !r.containsValue("sync_standby"));
     String now = lab.converged(consul, CONVERGE);
@@ -367,19 +367,6 @@ class RoutingIT {
   }
 
   /** PATCH /config on the leader (the lab's REST API takes no credentials). */
-  private static void patroniConfig(String json) {
-    try {
-      HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create(lab.rest(lab.leader()) + "/config"))
-          .method("PATCH", HttpRequest.BodyPublishers.ofString(json)).header("Content-Type", "application/json")
-          .timeout(Duration.ofSeconds(5)).build(), HttpResponse.BodyHandlers.ofString());
-      assertEquals(200, r.statusCode(), "PATCH /config " + json + ": " + r.body());
-    } catch (IOException e) {
-      throw new java.io.UncheckedIOException(e);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException(e);
-    }
-  }
 
   /** {@code n} rows through HAProxy's write port, one transaction each: the write path goes on. */
   private static int writeRows(int n) {
@@ -424,17 +411,8 @@ class RoutingIT {
 
   /** "CODE body" of node's pgbeacon HTTP {@code /view}, or "(why not)". */
   private static String http(String node, String view) {
-    try {
-      HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create(lab.env("LAB_NODE" + lab.index(node)
-          + "_PGBEACON_HTTP") + "/" + view)).timeout(Duration.ofSeconds(2)).build(),
-          HttpResponse.BodyHandlers.ofString());
-      return r.statusCode() + " " + r.body().strip();
-    } catch (IOException e) {
-      return "(" + e + ")";
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException(e);
-    }
+    return ViewAnswers.http(lab.env("LAB_NODE" + lab.index(node) + "_PGBEACON_HTTP") + "/" + view,
+        Duration.ofSeconds(2));
   }
 
   private static JsonNode get(String url) {

@@ -249,6 +249,23 @@ public final class Lab implements BeforeAllCallback {
     }
     return "(none)";
   }
+  /** {@code PATCH /config} on the leader's Patroni (the cluster's dynamic configuration); must answer 200. */
+  public void patchPatroniConfig(String json) {
+    try {
+      HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create(rest(leader()) + "/config"))
+          .method("PATCH", HttpRequest.BodyPublishers.ofString(json)).header("Content-Type", "application/json")
+          .timeout(Duration.ofSeconds(5)).build(), HttpResponse.BodyHandlers.ofString());
+      if (r.statusCode() != 200) {
+        throw new AssertionError("PATCH /config " + json + ": HTTP " + r.statusCode() + " " + r.body());
+      }
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
 
   /**
    * Waits until Consul (as {@code consul} reads it) lists exactly Patroni's leader as passing

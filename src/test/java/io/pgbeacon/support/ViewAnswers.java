@@ -96,10 +96,14 @@ public final class ViewAnswers {
     }
   }
 
-  /** "CODE body", or "(why not)". */
   private static String http(String url) {
+    return http(url, WAIT);
+  }
+
+  /** "CODE body" of a GET within {@code timeout}, or "(why not)". */
+  public static String http(String url, Duration timeout) {
     try {
-      HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create(url)).timeout(WAIT).build(),
+      HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create(url)).timeout(timeout).build(),
           HttpResponse.BodyHandlers.ofString());
       return r.statusCode() + " " + r.body().strip();
     } catch (IOException e) {
