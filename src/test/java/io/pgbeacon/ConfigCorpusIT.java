@@ -55,6 +55,14 @@ class ConfigCorpusIT {
     for (String file : List.of("ca.pem", "client.pem", "client-key.pem", "ec-client.pem", "ec-client-key.pem")) {
       Files.copy(Components.repoFile("src/test/resources/tls/" + file), helpers.resolve(file));
     }
+    // Patroni's own files, for patroni.config-file; they name the helper files by ${DIR} too.
+    Path patroniFiles = Files.createDirectories(helpers.resolve("patroni-files"));
+    try (Stream<Path> listed = Files.list(Components.repoFile("src/test/resources/patroni-files"))) {
+      for (Path file : listed.filter(p -> p.toString().endsWith(".yml")).toList()) {
+        Files.writeString(patroniFiles.resolve(file.getFileName()),
+            Files.readString(file).replace("${DIR}", helpers.toString()));
+      }
+    }
   }
 
   @AfterAll

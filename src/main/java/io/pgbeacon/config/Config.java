@@ -15,6 +15,8 @@ import java.util.Optional;
  * @param node this node's Patroni member name; empty means "ask Patroni"
  * @param pgbouncer empty when PgBouncer is not checked at all
  * @param http empty with {@code http: off}
+ * @param sources where a key's value came from when the operator did not write it: {@code patroni.url} →
+ *     {@code /etc/patroni/config.yml: restapi.listen} (from {@code patroni.config-file}); for messages only
  */
 public record Config(
     Optional<String> node,
@@ -24,7 +26,8 @@ public record Config(
     Services services,
     Duration pollInterval,
     Agent agent,
-    Optional<Http> http) {
+    Optional<Http> http,
+    Map<String, String> sources) {
 
   public Config {
     Objects.requireNonNull(node, "node");
@@ -35,6 +38,7 @@ public record Config(
     Objects.requireNonNull(agent, "agent");
     Objects.requireNonNull(pollInterval, "poll.interval");
     Objects.requireNonNull(http, "http");
+    sources = Map.copyOf(sources);
   }
 
   /** The status, metrics and health endpoints' listener. */
@@ -67,7 +71,16 @@ public record Config(
    */
   public record LeaderKey(Optional<String> template, boolean auto) {
     public static final LeaderKey OFF = new LeaderKey(Optional.empty(), false);
-    public static final LeaderKey AUTO = new LeaderKey(Optional.of("service/{scope}/leader"), true);
+    public static final LeaderKey AUTO = auto(PatroniFile.DEFAULT_NAMESPACE);
+
+    /**
+     * The default, in Patroni's {@code namespace}: Patroni keeps its keys under {@code <namespace>/<scope>/}, slashes
+     * at either end and doubled ones dropped (Consul keys have no leading slash).
+     */
+    public static LeaderKey auto(String namespace) {
+      String prefix = namespace.replaceAll("/+", "/").replaceAll("^/|/$", "");
+      return new LeaderKey(Optional.of((prefix.isEmpty() ? "" : prefix + "/") + "{scope}/leader"), true);
+    }
 
     public Optional<String> resolve(String scope) {
       return template.map(t -> t.replace("{scope}", scope));

@@ -62,7 +62,8 @@ public record ConfigChanges(List<String> applied, List<String> restartNeeded, Co
         new Config.Replica(r.name(), r.port(), nr.maxLag(), nr.warnLag(), nr.requireStreaming(),
             nr.streamingGrace()));
     return new Config(running.node(), running.patroni(), running.pgbouncer(),
-        running.consul().withToken(next.consul().token()), services, running.pollInterval(), agent, running.http());
+        running.consul().withToken(next.consul().token()), services, running.pollInterval(), agent, running.http(),
+        running.sources());
   }
 
   /** Adds the key of every value that differs, descending into the config's blocks (present optional ones too). */
@@ -73,6 +74,9 @@ public record ConfigChanges(List<String> applied, List<String> restartNeeded, Co
       Record ra = (Record) a;
       Record rb = (Record) b;
       for (RecordComponent c : ra.getClass().getRecordComponents()) {
+        if (c.getName().equals("sources")) {
+          continue; // where a value came from is not a value: a change of it shows as the keys whose values changed
+        }
         compare(child(key, c.getName()), value(c, ra), value(c, rb), changed);
       }
     } else if (!java.util.Objects.equals(a, b)) {

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.MissingNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import io.pgbeacon.config.Config.Agent;
 import io.pgbeacon.config.Config.Consul;
@@ -31,6 +32,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -70,6 +72,12 @@ public final class ConfigLoader {
 
   private final Map<String, String> env;
   private final List<String> problems = new ArrayList<>();
+  /** Values taken from Patroni's file, by key: where each came from. */
+  private final Map<String, String> sources = new LinkedHashMap<>();
+  /** Passwords and tokens Patroni's file holds in place (pgbeacon's own keys name files), by key. */
+  private final Map<String, Secret> inlineSecrets = new LinkedHashMap<>();
+  /** Patroni's scope from its file, keyed by where it came from; it makes {@code leader-key: auto} one key. */
+  private Optional<Setting<String>> patroniScope = Optional.empty();
 
   private ConfigLoader(Map<String, String> env) {
     this.env = env;
@@ -141,7 +149,8 @@ public final class ConfigLoader {
     }
   }
 
-  private Config read(JsonNode root, Overrides overrides) {
+  private Config read(JsonNode given, Overrides overrides) {
+    JsonNode root = withPatroniFile(given, overrides);
     Node top = new Node("", root);
     top.only("node", "patroni", "pgbouncer", "consul", "services", "poll", "agent", "http");
 
@@ -165,7 +174,88 @@ public final class ConfigLoader {
     if (!problems.isEmpty()) {
       return null;
     }
-    return new Config(node, patroni, pgbouncer, consul, services, interval, agent, http);
+    return new Config(node, patroni, pgbouncer, consul, services, interval, agent, http, sources);
+  }
+
+  /**
+   * The config with what {@code patroni.config-file} says under the keys not given, as if the operator had written
+   * them, each remembered with the Patroni key it came from (a problem with it names both). Explicit keys win, and a
+   * value that belongs with another comes only with it: TLS files and auth with the URL they are for, the Consul agent's
+   * TLS and token with its address — an address given here, in {@code CONSUL_HTTP_ADDR} or by
+   * {@code --consul-address} is someone else's agent, not Patroni's.
+   */
+  private JsonNode withPatroniFile(JsonNode root, Overrides overrides) {
+    JsonNode file = root.path("patroni").path("config-file");
+    if (!file.isValueNode() || file.isNull()) {
+      return root; // absent; anything but a plain value is refused where the patroni block is read
+    }
+    String key = "patroni.config-file";
+    Optional<Path> path = readable(key, file.asText());
+    if (path.isEmpty()) {
+      return root;
+    }
+    PatroniFile.Result result;
+    try {
+      result = PatroniFile.read(Files.readString(path.get()));
+    } catch (IOException e) {
+      problem(key, path.get().toString(), "cannot read: " + e.getMessage());
+      return root;
+    }
+    result.problems().forEach(p -> problem(key, path.get().toString(), p));
+    ObjectNode tree = (ObjectNode) root;
+    ObjectNode written = tree.deepCopy(); // what the operator wrote, as the pairs are filled in below
+    boolean urlGiven = tree.path("patroni").has("url");
+    boolean consulGiven = overrides.consulAddress().isPresent() || tree.path("consul").has("address")
+        || envValue("CONSUL_HTTP_ADDR").isPresent();
+    boolean tokenGiven = tree.path("consul").has("token-file") || envValue("CONSUL_HTTP_TOKEN").isPresent()
+        || envValue("CONSUL_HTTP_TOKEN_FILE").isPresent();
+    for (PatroniFile.Value v : result.values()) {
+      String k = v.key();
+      String origin = path.get() + ": " + v.from();
+      boolean skip = switch (k) {
+        case "node" -> overrides.node().isPresent() || tree.has("node");
+        case "scope", "patroni.namespace", "patroni.url" -> false;
+        case "consul.token-file" -> consulGiven || tokenGiven;
+        default -> k.startsWith("consul.") ? consulGiven : urlGiven;
+      };
+      if (skip || given(written, k)) {
+        continue;
+      }
+      if (k.equals("scope")) {
+        patroniScope = Optional.of(new Setting<>(origin, v.value()));
+        continue;
+      }
+      sources.put(k, origin);
+      if (v.secret()) {
+        inlineSecrets.put(k, new Secret(v.value(), origin));
+      } else {
+        int dot = k.indexOf('.');
+        ObjectNode block = dot < 0 ? tree : tree.with(k.substring(0, dot));
+        block.put(dot < 0 ? k : k.substring(dot + 1), v.value());
+      }
+    }
+    return tree;
+  }
+
+  /** Whether the config gives {@code key}, or the key it goes with (a certificate and its key, a user and password). */
+  private static boolean given(ObjectNode tree, String key) {
+    String partner = switch (key) {
+      case "patroni.cert-file", "consul.cert-file" -> key.replace("cert-file", "key-file");
+      case "patroni.key-file", "consul.key-file" -> key.replace("key-file", "cert-file");
+      case "patroni.username" -> "patroni.password-file";
+      case "patroni.password-file" -> "patroni.username";
+      case "consul.ca-file" -> "consul.ca-path";
+      default -> key;
+    };
+    return has(tree, key) || has(tree, partner);
+  }
+
+  private static boolean has(ObjectNode tree, String key) {
+    JsonNode n = tree;
+    for (String part : key.split("\\.")) {
+      n = n.path(part);
+    }
+    return !n.isMissingNode() && !n.isNull();
   }
 
   private boolean checkNode(String key, String node) {
@@ -196,7 +286,9 @@ public final class ConfigLoader {
   }
 
   private Patroni readPatroni(Node n) {
-    n.only("url", "timeout", "ca-file", "cert-file", "key-file", "username", "password-file", "leader-key");
+    n.only("url", "timeout", "ca-file", "cert-file", "key-file", "username", "password-file", "leader-key",
+        "namespace", "config-file");
+    n.optText("config-file"); // read before the rest (withPatroniFile): here only refused when not a plain value
     URI url = n.uri("url", "http://127.0.0.1:8008");
     Duration timeout = n.duration("timeout", Duration.ofSeconds(1), MIN_TIMEOUT, MAX_TIMEOUT);
     Optional<Path> ca = n.certificateFile("ca-file");
@@ -209,8 +301,9 @@ public final class ConfigLoader {
       problem(n.key("url"), url.toString(), "TLS files are set, so the URL must be https://");
     }
     Optional<String> username = n.optText("username");
-    Optional<Secret> password = n.secretFile("password-file");
-    if (n.has("username") != n.has("password-file")) {
+    Optional<Secret> password = n.has("password-file") ? n.secretFile("password-file")
+        : Optional.ofNullable(inlineSecrets.get(n.key("password-file")));
+    if (n.has("username") != (n.has("password-file") || password.isPresent())) {
       problem(n.key(n.has("username") ? "password-file" : "username"), "(missing)",
           "username and password-file go together");
     }
@@ -229,8 +322,15 @@ public final class ConfigLoader {
     // YAML reads a bare off/no as false and on/yes as true: take them as meant.
     JsonNode raw = n.value.path("leader-key");
     String text = raw.isBoolean() ? (raw.asBoolean() ? "auto" : "off") : n.text("leader-key", "auto");
+    String namespace = n.text("namespace", PatroniFile.DEFAULT_NAMESPACE);
+    if (!namespace.matches("[A-Za-z0-9_./-]+")) {
+      problem(n.key("namespace"), namespace, "must be Patroni's namespace, letters, digits, '.', '_', '-' and '/'"
+          + " (Patroni's default is /service/)");
+    }
     return switch (text.strip().toLowerCase(Locale.ROOT)) {
-      case "auto" -> Config.LeaderKey.AUTO;
+      // Patroni's file names the scope too: the key is then known before Patroni answers (and validate shows it).
+      case "auto" -> patroniScope.map(s -> new Config.LeaderKey(Config.LeaderKey.auto(namespace).resolve(
+          s.value()), true)).orElse(Config.LeaderKey.auto(namespace));
       case "off" -> Config.LeaderKey.OFF;
       default -> {
         // Patroni's key is always <namespace>/<scope>/leader: anything else never exists, and the watch would deny
@@ -301,7 +401,8 @@ public final class ConfigLoader {
     OnStop onStop = n.enumValue("on-stop", OnStop.class, OnStop.CRITICAL);
     Duration timeout = n.duration("timeout", Duration.ofSeconds(2), MIN_TIMEOUT, MAX_TIMEOUT);
 
-    Optional<Secret> token = n.has("token-file") ? n.secretFile("token-file") : envToken();
+    Optional<Secret> token = n.has("token-file") ? n.secretFile("token-file")
+        : Optional.ofNullable(inlineSecrets.get(n.key("token-file"))).or(this::envToken);
     Config.ConsulTls tls = readConsulTls(n, uri, key, address);
     if (uri == null || ttl == null || deregister == null || onStop == null || timeout == null || tls == null) {
       return null;
@@ -621,7 +722,8 @@ public final class ConfigLoader {
   // ---- plumbing -------------------------------------------------------------------------------------------
 
   private void problem(String key, String value, String why) {
-    problems.add(key + ": " + why + (value == null ? "" : " (got " + value + ")"));
+    String named = sources.containsKey(key) ? key + " (from " + sources.get(key) + ")" : key;
+    problems.add(named + ": " + why + (value == null ? "" : " (got " + value + ")"));
   }
 
   /** An http(s) URL of a host and port only: no path, query, fragment or credentials; the scheme in any case. */

@@ -44,6 +44,7 @@ public final class ConfigSummary {
         + lower(agent.pastMaxLag()) + ", replica weight 100% up to " + Units.formatSize(agent.weightLagStart())
         + " lag, " + agent.weightFloor() + "% at " + Units.formatSize(config.services().replica().maxLag())
         + ", maxconn " + maxconn(agent) + ", read-timeout " + Units.formatDuration(agent.readTimeout()));
+    config.sources().forEach((key, origin) -> out.add("from:      " + key + " ← " + origin));
     return out;
   }
 

@@ -69,6 +69,24 @@ class ConfigLoaderTest {
   }
 
   @Test
+  void servesHttpOnLoopbackPort8009UnlessToldOtherwise() throws Exception {
+    assertEquals(Optional.of(new Config.Http("127.0.0.1", 8009)),
+        ConfigLoader.parse("", ConfigLoader.Overrides.none(), Map.of()).http());
+    assertEquals(Optional.empty(), ConfigLoader.parse("http: off", ConfigLoader.Overrides.none(), Map.of()).http());
+  }
+
+  @ParameterizedTest(name = "agent {0}, http {1}")
+  @CsvSource({"127.0.0.1:8009, 127.0.0.1:8009", "0.0.0.0:8009, 127.0.0.1:8009", "127.0.0.2:8009, 0.0.0.0:8009"})
+  void refusesAnHttpListenerOnAnAgentPortsSocket(String agent, String http) {
+    String[] h = http.split(":");
+    ConfigException e = assertThrows(ConfigException.class, () -> ConfigLoader.parse("agent: {listen: ["
+        + listener(agent, "primary") + "]}\nhttp: {address: " + h[0] + ", port: " + h[1] + "}\n",
+        ConfigLoader.Overrides.none(), Map.of()));
+    assertEquals(1, e.problems().size(), e.problems().toString());
+    assertTrue(e.problems().get(0).startsWith("http: overlaps agent.listen[0]"), e.problems().toString());
+  }
+
+  @Test
   void acceptsListenersOnDistinctPortsOrAddressesAndFreePorts() throws Exception {
     ConfigLoader.parse("agent: {listen: [" + listener("127.0.0.1:5480", "primary") + ", "
         + listener("127.0.0.2:5480", "replica") + ", " + listener("0.0.0.0:5481", "replica") + ", "
@@ -526,5 +544,97 @@ class ConfigLoaderTest {
 
   static Path tls(String file) {
     return Path.of(System.getProperty("user.dir"), "src/test/resources/tls", file);
+  }
+
+  // ---- patroni.config-file and patroni.namespace ----------------------------------------------------------
+
+  /** A Patroni file from src/test/resources/patroni-files, its ${DIR} pointing at the test's TLS files. */
+  private Path patroniFile(String name) throws Exception {
+    for (String pem : List.of("ca.pem", "client.pem", "client-key.pem")) {
+      Path to = dir.resolve(pem);
+      if (!Files.exists(to)) {
+        Files.copy(Path.of("src/test/resources/tls", pem), to);
+      }
+    }
+    Path file = dir.resolve("patroni-" + name);
+    Files.writeString(file, Files.readString(Path.of("src/test/resources/patroni-files", name))
+        .replace("${DIR}", dir.toString()));
+    return file;
+  }
+
+  @Test
+  void takesNameNamespaceRestApiAndConsulFromPatronisFile() throws Exception {
+    Path file = patroniFile("debian.yml");
+    Config c = ConfigLoader.parse("patroni: {config-file: " + file + "}", ConfigLoader.Overrides.none(), Map.of());
+    assertEquals(Optional.of("db1"), c.node());
+    assertEquals(URI.create("http://127.0.0.1:8008"), c.patroni().url(), "listen 0.0.0.0 is reached on 127.0.0.1");
+    assertEquals(new Config.LeaderKey(Optional.of("postgresql-common/15-main/leader"), true),
+        c.patroni().leaderKey(), "namespace and scope make the one key Patroni writes");
+    assertEquals(URI.create("http://127.0.0.1:8500"), c.consul().address());
+    assertEquals(file + ": consul.token", c.consul().token().orElseThrow().source());
+    assertEquals("patroni-consul-token", c.consul().token().orElseThrow().value());
+    assertEquals(Optional.empty(), c.patroni().username(), "basic auth is never sent over http");
+    assertEquals(file + ": restapi.listen", c.sources().get("patroni.url"));
+    assertTrue(ConfigSummary.lines(c).contains("from:      node ← " + file + ": name"), ConfigSummary.lines(c).toString());
+    assertTrue(ConfigSummary.lines(c).stream().noneMatch(l -> l.contains("patroni-consul-token")));
+  }
+
+  @Test
+  void explicitKeysWinOverPatronisFile() throws Exception {
+    Path file = patroniFile("debian.yml");
+    Config c = ConfigLoader.parse("node: other\npatroni: {config-file: " + file + ", url: 'http://127.0.0.1:9000',"
+        + " leader-key: 'pg/{scope}/leader'}\nconsul: {address: 'http://127.0.0.1:8600'}",
+        ConfigLoader.Overrides.none(), Map.of());
+    assertEquals(Optional.of("other"), c.node());
+    assertEquals(URI.create("http://127.0.0.1:9000"), c.patroni().url());
+    assertEquals(Optional.of("pg/{scope}/leader"), c.patroni().leaderKey().template());
+    assertEquals(URI.create("http://127.0.0.1:8600"), c.consul().address());
+    assertEquals(Optional.empty(), c.consul().token(), "Patroni's token is for Patroni's agent, not this one");
+    assertEquals(java.util.Set.of("patroni.namespace"), c.sources().keySet(), "nothing else was left to Patroni");
+  }
+
+  @Test
+  void theStandardConsulVariablesAndFlagsWinOverPatronisConsul() throws Exception {
+    Path file = patroniFile("debian.yml");
+    Config env = ConfigLoader.parse("patroni: {config-file: " + file + "}", ConfigLoader.Overrides.none(),
+        Map.of("CONSUL_HTTP_ADDR", "127.0.0.1:8700", "CONSUL_HTTP_TOKEN", "env-token"));
+    assertEquals(URI.create("http://127.0.0.1:8700"), env.consul().address());
+    assertEquals("CONSUL_HTTP_TOKEN", env.consul().token().orElseThrow().source());
+    Config flags = ConfigLoader.parse("patroni: {config-file: " + file + "}",
+        new ConfigLoader.Overrides(Optional.of("n9"), Optional.of("http://127.0.0.1:8800")), Map.of());
+    assertEquals(Optional.of("n9"), flags.node());
+    assertEquals(URI.create("http://127.0.0.1:8800"), flags.consul().address());
+  }
+
+  @Test
+  void takesTlsFilesAndAuthWithAnHttpsRestApi() throws Exception {
+    Path file = patroniFile("tls.yml");
+    Config c = ConfigLoader.parse("patroni: {config-file: " + file + "}", ConfigLoader.Overrides.none(), Map.of());
+    assertEquals(URI.create("https://localhost:8443"), c.patroni().url(), "by connect_address, the certificate's name");
+    assertEquals(Optional.of(dir.resolve("ca.pem")), c.patroni().caFile(), "restapi.cafile when ctl has no cacert");
+    assertEquals(Optional.of(dir.resolve("client.pem")), c.patroni().certFile());
+    assertEquals(Optional.of("admin"), c.patroni().username());
+    assertEquals(file + ": restapi.authentication.password", c.patroni().password().orElseThrow().source());
+    assertEquals(URI.create("https://127.0.0.1:8501"), c.consul().address());
+    assertFalse(c.consul().tls().verifies());
+    assertEquals(file + ": consul.cacert", c.sources().get("consul.ca-file"));
+  }
+
+  @ParameterizedTest
+  @CsvSource({"/service/, service/{scope}/leader", "/postgresql-common/, postgresql-common/{scope}/leader",
+      "pg, pg/{scope}/leader", "//a//b/, a/b/{scope}/leader", "/, {scope}/leader"})
+  void autoWatchesTheLeaderKeyInPatronisNamespace(String namespace, String key) throws Exception {
+    Config c = ConfigLoader.parse("patroni: {namespace: '" + namespace + "'}", ConfigLoader.Overrides.none(),
+        Map.of());
+    assertEquals(new Config.LeaderKey(Optional.of(key), true), c.patroni().leaderKey());
+  }
+
+  @Test
+  void namesThePatroniKeyBehindABadValue() throws Exception {
+    Path file = patroniFile("bad-consul-host.yml");
+    ConfigException e = assertThrows(ConfigException.class, () -> ConfigLoader.parse("patroni: {config-file: " + file
+        + "}", ConfigLoader.Overrides.none(), Map.of()));
+    assertEquals(List.of("consul.address (from " + file + ": consul.host): the port must be in 1..65535 (got"
+        + " http://127.0.0.1:99999)"), e.problems());
   }
 }

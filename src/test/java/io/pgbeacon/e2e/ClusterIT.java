@@ -203,7 +203,7 @@ class ClusterIT {
   void restartingTheConsulAgentOfThePrimaryKeepsItsServicesTrue() {
     String leader = converged();
     int i = lab.index(leader);
-    PrimarySampler sampler = PrimarySampler.start(consul, "service/" + lab.scope() + "/leader");
+    PrimarySampler sampler = PrimarySampler.start(consul, lab.leaderKey());
     long restarted;
     try {
       lab.run(Duration.ofSeconds(30), "consul-stop", Integer.toString(i));
@@ -330,7 +330,7 @@ class ClusterIT {
    */
   private static String watched(String what, Runnable action, Optional<String> expected) {
     String before = leader();
-    PrimarySampler sampler = PrimarySampler.start(consul, "service/" + lab.scope() + "/leader");
+    PrimarySampler sampler = PrimarySampler.start(consul, lab.leaderKey());
     long started = System.nanoTime();
     String winner;
     try {

@@ -397,7 +397,7 @@ class FaultIT {
   /** The member Patroni's leader key names, read from the Consul server; "(none)" while there is no key. */
   private static String leaderKey() {
     try {
-      JsonNode entries = consul.get("/v1/kv/service/" + lab.scope() + "/leader");
+      JsonNode entries = consul.get("/v1/kv/" + lab.leaderKey());
       return new String(java.util.Base64.getDecoder().decode(entries.path(0).path("Value").asText()),
           StandardCharsets.UTF_8);
     } catch (IllegalStateException e) {

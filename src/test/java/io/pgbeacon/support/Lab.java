@@ -119,8 +119,13 @@ public final class Lab implements BeforeAllCallback {
       if (instance == null) {
         // stops leftovers of an interrupted run first
         try {
-          instance = start(System.getProperty("pgbeacon.lab.dir", "/tmp/pgbeacon-it-lab"),
-              Integer.getInteger("pgbeacon.lab.port", 16400), System.getProperty("pgbeacon.lab.patroni", "3"));
+          Lab lab = new Lab(System.getProperty("pgbeacon.lab.dir", "/tmp/pgbeacon-it-lab"),
+              Integer.getInteger("pgbeacon.lab.port", 16400).toString(),
+              System.getProperty("pgbeacon.lab.patroni", "3"));
+          // The Patroni-4 execution runs the suite in Debian's namespace, each pgbeacon told only Patroni's file.
+          lab.settings.put("LAB_NAMESPACE", System.getProperty("pgbeacon.lab.namespace", "/service/"));
+          lab.settings.put("LAB_PGBEACON_CONFIG", System.getProperty("pgbeacon.lab.pgbeacon-config", "explicit"));
+          instance = start(lab);
         } catch (AssertionError e) {
           failedStart = e;
           throw e;
@@ -145,7 +150,7 @@ public final class Lab implements BeforeAllCallback {
   /** The member Patroni's leader key names, read from the Consul server; "(none)" while there is no key. */
   public String leaderKeyHolder(ConsulHttp consul) {
     try {
-      JsonNode entries = consul.get("/v1/kv/service/" + scope() + "/leader");
+      JsonNode entries = consul.get("/v1/kv/" + leaderKey());
       return new String(java.util.Base64.getDecoder().decode(entries.path(0).path("Value").asText()),
           StandardCharsets.UTF_8);
     } catch (IllegalStateException e) {
@@ -199,6 +204,16 @@ public final class Lab implements BeforeAllCallback {
 
   public String scope() {
     return env("LAB_SCOPE");
+  }
+
+  /** Patroni's leader key in Consul, in the lab's namespace: {@code service/<scope>/leader} by default. */
+  public String leaderKey() {
+    return env("LAB_LEADER_KEY");
+  }
+
+  /** How each pgbeacon is configured: {@code explicit} or {@code patroni-file} (lab.sh's LAB_PGBEACON_CONFIG). */
+  public String pgbeaconConfig() {
+    return env("LAB_PGBEACON_CONFIG");
   }
 
   public int nodes() {
