@@ -11,6 +11,7 @@ import io.pgbeacon.http.StatusClient;
 import io.pgbeacon.http.StatusReport;
 import java.io.PrintWriter;
 import java.net.URI;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -102,6 +103,12 @@ public final class Main implements Callable<Integer> {
   }
 
   /** Options shared by the subcommands that read the config. */
+  static void printProblems(PrintWriter err, Path file, List<String> problems) {
+    err.println("pgbeacon: invalid configuration in " + file + ":");
+    problems.forEach(p -> err.println("  - " + p));
+    err.flush();
+  }
+
   static class ConfigOptions {
     @CommandLine.Spec(CommandLine.Spec.Target.MIXEE)
     CommandLine.Model.CommandSpec mixee;
@@ -148,9 +155,7 @@ public final class Main implements Callable<Integer> {
     }
 
     void printProblems(PrintWriter err, List<String> problems) {
-      err.println("pgbeacon: invalid configuration in " + file + ":");
-      problems.forEach(p -> err.println("  - " + p));
-      err.flush();
+      Main.printProblems(err, file, problems);
     }
   }
 
@@ -258,8 +263,12 @@ public final class Main implements Callable<Integer> {
   static final class StatusCommand implements Callable<Integer> {
     /** Connect, request and body together: the daemon answers /status from memory, at once. */
     static final Duration DEADLINE = Duration.ofSeconds(2);
+    /** The package's config: what {@code pgbeacon status} on a node asks about when told nothing. */
+    static final Path PACKAGED_CONFIG = Path.of("/etc/pgbeacon/pgbeacon.yml");
 
-    @CommandLine.Mixin ConfigOptions options;
+    @Option(names = {"-c", "--config"}, paramLabel = "FILE", description = "the daemon's YAML config, for its http"
+        + " address and port (default: " + "/etc/pgbeacon/pgbeacon.yml if it is there, else the default listener)")
+    Optional<Path> file;
 
     @Option(names = "--url", paramLabel = "URL",
         description = "where to ask, e.g. http://10.0.0.11:8009 (default: the config's http address and port)")
@@ -273,13 +282,20 @@ public final class Main implements Callable<Integer> {
     @Override
     public Integer call() {
       PrintWriter err = spec.commandLine().getErr();
-      Config config = options.load(err);
-      if (config == null) {
+      Map<String, String> env = ((Main) spec.root().userObject()).env;
+      Optional<Path> config = file.or(() -> Optional.of(PACKAGED_CONFIG).filter(Files::isReadable));
+      Config loaded;
+      try {
+        // Without a config file, the listener a config without an http block gets (127.0.0.1:8009).
+        loaded = config.isPresent() ? ConfigLoader.load(config.get(), ConfigLoader.Overrides.none(), env)
+            : ConfigLoader.parse("", ConfigLoader.Overrides.none(), env);
+      } catch (ConfigException e) {
+        printProblems(err, config.orElse(PACKAGED_CONFIG), e.problems());
         return CONFIG_ERROR;
       }
       URI where;
       try {
-        where = url.isPresent() ? StatusClient.url(url.get()) : configured(config, err);
+        where = url.isPresent() ? StatusClient.url(url.get()) : configured(loaded, config, err);
       } catch (IllegalArgumentException e) {
         err.println("pgbeacon: --url: " + e.getMessage() + " (got " + url.orElse("") + ")");
         err.flush();
@@ -307,11 +323,12 @@ public final class Main implements Callable<Integer> {
     }
 
     /** The config's http listener as a URL, or null after saying why there is none to ask. */
-    private URI configured(Config config, PrintWriter err) {
+    private URI configured(Config config, Optional<Path> file, PrintWriter err) {
+      String in = file.map(f -> " in " + f).orElse("");
       if (config.http().isEmpty()) {
-        err.println("pgbeacon: http is off in " + options.file + "; nothing to ask (or give --url)");
+        err.println("pgbeacon: http is off" + in + "; nothing to ask (or give --url)");
       } else if (config.http().get().port() == 0) {
-        err.println("pgbeacon: http.port is 0 in " + options.file + ": the daemon listens on a free port of its"
+        err.println("pgbeacon: http.port is 0" + in + ": the daemon listens on a free port of its"
             + " choosing; give --url");
       } else {
         return StatusClient.url(config.http().get());

@@ -1,6 +1,7 @@
 package io.pgbeacon;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.PrintWriter;
@@ -80,5 +81,16 @@ class MainTest {
     assertEquals(2, Main.execute(new PrintWriter(new StringWriter(), true), new PrintWriter(err, true), "status",
         "--config", file.toString(), "--url", "10.0.0.11:8009"));
     assertEquals("pgbeacon: --url: must be a URL like http://host:port (got 10.0.0.11:8009)\n", err.toString());
+  }
+
+  @Test
+  void statusNeedsNoConfigToAskTheDefaultListener() throws Exception {
+    // Without --config: the package's /etc/pgbeacon/pgbeacon.yml if it is there, else 127.0.0.1:8009.
+    StringWriter err = new StringWriter();
+    int exit = Main.execute(new PrintWriter(new StringWriter(), true), new PrintWriter(err, true), "status",
+        "--url", "http://127.0.0.1:1");
+    assertEquals(1, exit, err.toString());
+    assertTrue(err.toString().startsWith("pgbeacon: ") && err.toString().contains("127.0.0.1:1"), err.toString());
+    assertFalse(err.toString().contains("Missing required option"), err.toString());
   }
 }
