@@ -163,7 +163,9 @@ public final class ConfigLoader {
     Services services = readServices(top.child("services"));
     Node poll = top.child("poll");
     poll.only("interval");
-    Duration interval = poll.duration("interval", Duration.ofMillis(500), MIN_POLL, MAX_POLL);
+    Duration interval = poll.duration("interval", Duration.ofMillis(500), MIN_POLL, MAX_POLL,
+        ": at most Patroni's default loop_wait, or a demotion could go unseen for a Patroni cycle; at least 100ms,"
+        + " as faster only loads Patroni's REST API (pgbeacon polls faster by itself around a change)");
     Optional<Config.Http> http = readHttp(top);
     Agent agent = readAgent(top.child("agent"), services == null ? null : services.replica(), http);
 
@@ -903,10 +905,16 @@ public final class ConfigLoader {
     }
 
     Duration duration(String name, Duration fallback, Duration min, Duration max) {
+      return duration(name, fallback, min, max, "");
+    }
+
+    /** As above, {@code why} after the range when it is not obvious. */
+    Duration duration(String name, Duration fallback, Duration min, Duration max, String why) {
       return typed(name, fallback, s -> {
         Duration d = Units.parseDuration(s);
         if (d.compareTo(min) < 0 || d.compareTo(max) > 0) {
-          throw new IllegalArgumentException("must be " + Units.formatDuration(min) + ".." + Units.formatDuration(max));
+          throw new IllegalArgumentException("must be " + Units.formatDuration(min) + ".." + Units.formatDuration(max)
+              + why);
         }
         return d;
       }, "a duration");

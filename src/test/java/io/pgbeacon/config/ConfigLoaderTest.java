@@ -307,8 +307,8 @@ class ConfigLoaderTest {
       a second YAML document                   | 'node: a\n---\nnode: b'                                 | config file: a second YAML document
       pgbouncer with every key commented out   | 'pgbouncer:\n  # host: 127.0.0.1\n'                     | pgbouncer: has no keys
       admin-password-file without admin-user   | pgbouncer: {admin-password-file: '@token'}              | pgbouncer.admin-user: admin-password-file is set
-      poll.interval of 1ms                     | poll: {interval: 1ms}                                   | poll.interval: must be 100ms..10s
-      poll.interval of 1h                      | poll: {interval: 1h}                                    | poll.interval: must be 100ms..10s
+      poll.interval of 1ms                     | poll: {interval: 1ms}                                   | poll.interval: must be 100ms..10s: at most Patroni's default loop_wait
+      poll.interval of 1h                      | poll: {interval: 1h}                                    | poll.interval: must be 100ms..10s: at most Patroni's default loop_wait
       a timeout of 24 days                     | patroni: {timeout: 576h}                                | patroni.timeout: must be 50ms..10s
       consul.timeout of Integer.MAX_VALUE ms   | consul: {timeout: 2147483647ms}                         | consul.timeout: must be 50ms..10s
       consul.timeout not under TTL/3           | consul: {ttl: 6s, timeout: 2s}                          | consul.timeout: must be shorter than consul.ttl / 3
