@@ -163,9 +163,8 @@ final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
   private long decide(PrimaryGate.Source source) {
     NodeHealth candidate = seen.verdict(dcs.leader());
     long next = -1;
-    if (seen.waitsOnReusedClusterView(candidate, dcs.leader())) {
-      cadence.clusterWanted();
-      next = AT_ONCE;
+    if (seen.waitsOnReusedClusterView(candidate, dcs.leader()) && cadence.clusterWanted()) {
+      next = AT_ONCE; // else the poll at the cadence's pace reads it once the schedule allows
     }
     switch (gate.decide(candidate, board.health(), source, seen.readingAt())) {
       case PUBLISH -> publish(candidate);
