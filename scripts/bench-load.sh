@@ -12,11 +12,11 @@
 #   --warmup    before the first phase (a pgbeacon's CPU falls for about its first minute: class loading, JIT)
 #   --patroni   the lab's Patroni: 3 (Debian 3.0.2) or 4 (scripts/install-patroni4.sh)
 #   --lab-dir, --port  the lab's LAB_DIR and first port (default /tmp/pgbeacon-bench-load and 17400); the jars'
-#               proxies and agent ports are the lab's first port + 70..73 and + 80..83
+#               proxies, agent ports and HTTP endpoints are the lab's first port + 70..74 and + 80..84
 # Any jar works whose CLI is `java -jar JAR run --config FILE` and that reads the config format of
 # consul/pgbeacon.example.yml. Starts its own lab (LAB_DIR /tmp/pgbeacon-bench-load, ports from 17400, see
 # scripts/lab.sh) without the lab's pgbeacons, runs both jars on one replica node through counting proxies
-# (ports 17470-17473 and 17480-17483 on the node's address), and stops everything at the end, on failure and on
+# (ports 17470-17474 and 17480-17484 on the node's address), and stops everything at the end, on failure and on
 # Ctrl-C. Logs and configs stay in /tmp/pgbeacon-bench-load/bench/. tcpdump (if installed) counts the refused
 # Consul connection attempts during the outage. A default run takes about 16 minutes; --steady 20s --outage 1m
 # about 5. See LoadBenchmark's Javadoc.

@@ -77,8 +77,9 @@ public final class LoadBenchmark {
   static final String LAB_DIR = "/tmp/pgbeacon-bench-load";
   static final int LAB_PORT = 17400;
   /**
-   * Added to the lab's first port: the first of four ports per jar (+0 Patroni proxy, +1 Consul proxy, +2/+3 agent
-   * ports) on the node's address, above the lab's own (B+0..B+57 for up to five nodes).
+   * Added to the lab's first port: the first of five ports per jar (+0 Patroni proxy, +1 Consul proxy, +2/+3 agent
+   * ports, +4 HTTP endpoints: both jars' default 127.0.0.1:8009 would collide) on the node's address, above the lab's
+   * own (B+0..B+57 for up to five nodes).
    */
   private static final int[] JAR_PORTS = {70, 80};
   /** After a change pgbeacon polls faster for a while (3 s in 1e7f149): measure steady state only after this. */
@@ -216,6 +217,7 @@ public final class LoadBenchmark {
           "poll: {interval: 500ms}",
           "agent: {listen: [{address: " + address + ", port: " + agentPort + ", view: primary}, {address: "
               + address + ", port: " + (agentPort + 1) + ", view: replica}]}",
+          "http: {address: " + address + ", port: " + (agentPort + 2) + "}",
           ""));
     }
 
