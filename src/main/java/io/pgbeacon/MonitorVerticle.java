@@ -22,6 +22,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
+import java.util.function.UnaryOperator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -51,6 +52,7 @@ final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
   private final VerdictLog verdicts;
   private volatile String loop;
   private final Metrics metrics;
+  private final UnaryOperator<NodeHealth> verdictStep;
 
   private PatroniClient patroni;
   private PgBouncerProbe pgbouncer;
@@ -64,13 +66,14 @@ final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
   private boolean stopping;
 
   MonitorVerticle(Config config, ReplyBoard board, ConsulAgent consul, String version, TimeSource time,
-      Metrics metrics) {
+      Metrics metrics, UnaryOperator<NodeHealth> verdictStep) {
     this.config = config;
     this.board = board;
     this.consul = consul;
     this.version = version;
     this.time = time;
     this.metrics = metrics;
+    this.verdictStep = verdictStep;
     this.seen = new Observations(HealthPolicy.of(config), config.pgbouncer().isPresent(), time);
     this.verdicts = new VerdictLog(config.patroni().url(), metrics, time);
   }
@@ -161,11 +164,10 @@ final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
 
   /** Publishes what the gate allows of the latest verdict; {@link #AT_ONCE} when Patroni should be asked again. */
   private long decide(PrimaryGate.Source source) {
-    NodeHealth candidate = seen.verdict(dcs.leader());
+    NodeHealth candidate = verdictStep.apply(seen.verdict(dcs.leader())); // the identity, but in a test
     long next = -1;
-    if (seen.waitsOnReusedClusterView(candidate, dcs.leader())) {
-      cadence.clusterWanted();
-      next = AT_ONCE;
+    if (seen.waitsOnReusedClusterView(candidate, dcs.leader()) && cadence.clusterWanted()) {
+      next = AT_ONCE; // else the poll at the cadence's pace reads it once the schedule allows
     }
     switch (gate.decide(candidate, board.health(), source, seen.readingAt())) {
       case PUBLISH -> publish(candidate);

@@ -33,6 +33,7 @@ import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.BiFunction;
+import java.util.function.UnaryOperator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -82,6 +83,7 @@ public final class PgBeacon {
   private String httpId;
   private AgentVerticle agent;
   private volatile MonitorVerticle monitor;
+  private UnaryOperator<NodeHealth> verdictStep = UnaryOperator.identity();
   private HttpVerticle http;
   private CompletableFuture<Void> stopped;
 
@@ -122,11 +124,20 @@ public final class PgBeacon {
     return board.health() != starting && synced != null && synced.observedAt() - starting.observedAt() > 0;
   }
 
+  /**
+   * For tests, before {@link #start}: a step every verdict the monitor decides passes through, which can throw as a
+   * bug in a decision would (no Patroni answer makes one throw: a bad answer is a reading of its own).
+   */
+  synchronized PgBeacon verdictsThrough(UnaryOperator<NodeHealth> step) {
+    this.verdictStep = step;
+    return this;
+  }
+
   public synchronized Future<Void> start() {
     move(State.STARTING);
     agent = new AgentVerticle(config.agent(), board, metrics);
     consul = consulAgents.apply(config.consul(), metrics);
-    monitor = new MonitorVerticle(config, board, consul, version, TimeSource.SYSTEM, metrics);
+    monitor = new MonitorVerticle(config, board, consul, version, TimeSource.SYSTEM, metrics, verdictStep);
     // Vert.x hands out its event loops in turn, to every context made. Deployed from a context of its own (from a
     // thread outside Vert.x each deployment would make one more for its caller), in this order, the agent ports,
     // the HTTP endpoints and the monitor each take a loop of their own; the start's context and whatever the

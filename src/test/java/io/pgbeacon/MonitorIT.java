@@ -17,6 +17,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -34,6 +35,7 @@ class MonitorIT {
   private static final String LEADER_KEY = "service/" + SCOPE + "/leader";
   private static final String FAILOVER_KEY = "service/" + SCOPE + "/failover";
   private static final String PRIMARY_CHECK = "service:patroni-primary-node1";
+  private static final String REPLICA_CHECK = "service:patroni-replica-node1";
   private static final Duration SOON = Duration.ofSeconds(10);
 
   @TempDir static Path dir;
@@ -188,8 +190,64 @@ class MonitorIT {
     assertTrue(clusterRate <= 3, "/cluster at the base rate (2/s): " + clusterRate + "/s");
   }
 
+  @Test
+  void anExceptionInATickPublishesBothViewsCriticalAndThePollingGoesOn() throws Exception {
+    // Issue 9, case 3: a RuntimeException on every tick kept the previous verdict, passing included. The loop's
+    // boundary (MonitorVerticle.failed) must publish critical in every view, and the next good tick publish again.
+    patroni = RecordedPatroni.start("4.1.5", "primary.json", true);
+    AtomicReference<String> bug = new AtomicReference<>();
+    int primaryPort = FreePorts.next();
+    int replicaPort = FreePorts.next();
+    String yaml = "patroni: {url: '" + patroni.url() + "', leader-key: 'off'}\n"
+        + "consul: {address: 'http://" + consul.address() + "', ttl: 30s}\n"
+        + "agent: {listen: [{address: 127.0.0.1, port: " + primaryPort + ", view: primary},"
+        + " {address: 127.0.0.1, port: " + replicaPort + ", view: replica}]}\n"
+        + "http: {port: 0}\n";
+    beacon = new PgBeacon(ConfigLoader.parse(yaml, ConfigLoader.Overrides.none(), Map.of()), "test")
+        .verdictsThrough(health -> {
+          String message = bug.get();
+          if (message != null) {
+            throw new IllegalStateException(message);
+          }
+          return health;
+        });
+    beacon.start().toCompletionStage().toCompletableFuture().get(20, TimeUnit.SECONDS);
+    Await.until("node1 passing as primary", SOON, () -> http.checkStatus(PRIMARY_CHECK), "passing"::equals);
+    assertTrue(agentReply(primaryPort).startsWith("up ready"), "the primary port before the bug");
+    int polls = patroni.requests("/primary");
+
+    bug.set("a bug in a decision");
+    String reason = "internal error: java.lang.IllegalStateException: a bug in a decision";
+    // The TTL is 30 s: only pgbeacon's own push can turn the checks critical this soon.
+    for (String check : List.of(PRIMARY_CHECK, REPLICA_CHECK)) {
+      Await.until(check + " critical with the exception", SOON, () -> http.check(check),
+          c -> "critical".equals(c.path("Status").asText()) && reason.equals(c.path("Output").asText()));
+    }
+    assertEquals("down #" + reason + "\n", agentReply(primaryPort));
+    assertEquals("down #" + reason + "\n", agentReply(replicaPort));
+    int failing = patroni.requests("/primary");
+    Await.until("polling on while every tick throws", SOON, () -> patroni.requests("/primary"),
+        n -> n >= failing + 3);
+    assertTrue(failing > polls, "the failing ticks polled Patroni");
+
+    bug.set(null);
+    Await.until("node1 passing again on the next good tick", SOON, () -> http.checkStatus(PRIMARY_CHECK),
+        "passing"::equals);
+    assertTrue(agentReply(primaryPort).startsWith("up ready"), "the primary port after the bug");
+    Await.until("the replica view back to the wrong role", SOON,
+        () -> http.check(REPLICA_CHECK).path("Output").asText(), o -> !o.startsWith("internal error"));
+  }
+
   private PgBeacon start(String patroniYaml) throws Exception {
     return start(patroniYaml, consul.address());
+  }
+
+  /** The line the agent port answers (a connection, read to EOF). */
+  private static String agentReply(int port) throws java.io.IOException {
+    try (java.net.Socket socket = new java.net.Socket("127.0.0.1", port)) {
+      socket.setSoTimeout(2000);
+      return new String(socket.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.US_ASCII);
+    }
   }
 
   private PgBeacon start(String patroniYaml, String consulAddress) throws Exception {

@@ -26,7 +26,8 @@ public final class PollCadence {
   private final TimeSource time;
   private long fastUntil;
   private long promotingSince = -1;
-  private long clusterReadAt;
+  /** When the next {@code /cluster} read is due on the base schedule. */
+  private long clusterDueAt;
   private boolean clusterRead;
   private boolean clusterWanted;
 
@@ -61,18 +62,31 @@ public final class PollCadence {
 
   /** Whether the poll starting now reads {@code /cluster} too. */
   public boolean clusterDue() {
-    return !clusterRead || clusterWanted || time.nanos() - clusterReadAt >= base.toNanos();
+    return !clusterRead || time.nanos() - clusterDueAt >= 0 || clusterWanted && mayBringForward();
   }
 
   /** A poll that reads {@code /cluster} began now. */
   public void clusterReading() {
+    long now = time.nanos();
+    boolean broughtForward = clusterRead && now - clusterDueAt < 0 && clusterWanted;
+    // Brought forward, the read takes the place of the one due: the next one is due an interval after that.
+    clusterDueAt = (broughtForward ? clusterDueAt : now) + base.toNanos();
     clusterRead = true;
     clusterWanted = false;
-    clusterReadAt = time.nanos();
   }
 
-  /** The verdict waits on a fresher cluster view than the one reused: read it in the next poll. */
-  public void clusterWanted() {
+  /**
+   * The verdict waits on a fresher cluster view than the one reused: read it in the next poll if the schedule allows
+   * (no read was brought forward into the current interval yet), else as soon as it does.
+   *
+   * @return whether the next poll, made at once, reads it
+   */
+  public boolean clusterWanted() {
     clusterWanted = true;
+    return clusterDue();
+  }
+
+  private boolean mayBringForward() {
+    return time.nanos() - (clusterDueAt - base.toNanos()) >= 0;
   }
 }

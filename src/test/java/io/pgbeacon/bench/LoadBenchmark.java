@@ -52,7 +52,8 @@ import java.util.stream.Collectors;
  * {@code /proc/<pid>/stat} utime + stime) and WARN lines — at steady state on a replica and on the primary,
  * during a promotion and a demotion of that node, during an outage of the node's Consul agent and after it.
  *
- * <p>It starts its own lab ({@code scripts/lab.sh}, {@value #LAB_DIR}, ports from {@value #LAB_PORT}) without the
+ * <p>It starts its own lab ({@code scripts/lab.sh}, {@value #LAB_DIR}, ports from {@value #LAB_PORT}, or
+ * {@code --lab-dir} and {@code --port}) without the
  * lab's pgbeacons, picks a replica as the measured node and runs both jars there at the same time, each as the lab
  * would ({@link Lab#pgbeaconCommand}: through the launcher) with a config in lab.sh's format: the same node name and the node's own Consul
  * agent (so the leader-key watch is real), its own service names ({@code bench-base-*}, {@code bench-new-*}) and
@@ -76,10 +77,11 @@ public final class LoadBenchmark {
   static final String LAB_DIR = "/tmp/pgbeacon-bench-load";
   static final int LAB_PORT = 17400;
   /**
-   * The first of four ports per jar (+0 Patroni proxy, +1 Consul proxy, +2/+3 agent ports) on the node's address,
-   * above the lab's own (B+0..B+57 for up to five nodes).
+   * Added to the lab's first port: the first of five ports per jar (+0 Patroni proxy, +1 Consul proxy, +2/+3 agent
+   * ports, +4 HTTP endpoints: both jars' default 127.0.0.1:8009 would collide) on the node's address, above the lab's
+   * own (B+0..B+57 for up to five nodes).
    */
-  private static final int[] JAR_PORTS = {LAB_PORT + 70, LAB_PORT + 80};
+  private static final int[] JAR_PORTS = {70, 80};
   /** After a change pgbeacon polls faster for a while (3 s in 1e7f149): measure steady state only after this. */
   private static final Duration SETTLE = Duration.ofSeconds(10);
   /** The tail after a promotion, while pgbeacon still polls fast. */
@@ -87,15 +89,19 @@ public final class LoadBenchmark {
   private static final Duration CONVERGE = Duration.ofSeconds(90);
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  record Options(Path baseline, Path jar, Duration steady, Duration outage, Duration warmup, String patroni) {
+  record Options(Path baseline, Path jar, Duration steady, Duration outage, Duration warmup, String patroni,
+      String labDir, int port) {
 
     static Options parse(String[] args) {
       Map<String, String> o = new LinkedHashMap<>(Map.of("--baseline", "/work/baseline/pgbeacon-1e7f149.jar",
           "--jar", "target/pgbeacon.jar", "--steady", "60s", "--outage", "10m", "--warmup", "60s", "--patroni", "3"));
+      o.put("--lab-dir", LAB_DIR);
+      o.put("--port", Integer.toString(LAB_PORT));
       for (int i = 0; i < args.length; i++) {
         if (!o.containsKey(args[i]) || i + 1 >= args.length) {
           throw new IllegalArgumentException("usage: LoadBenchmark [--baseline JAR] [--jar JAR] [--steady 60s]"
-              + " [--outage 10m] [--warmup 60s] [--patroni 3|4]; bad argument '" + args[i] + "'");
+              + " [--outage 10m] [--warmup 60s] [--patroni 3|4] [--lab-dir DIR] [--port N]; bad argument '" + args[i]
+              + "'");
         }
         o.put(args[i], args[++i]);
       }
@@ -103,7 +109,8 @@ public final class LoadBenchmark {
         throw new IllegalArgumentException("--patroni must be 3 or 4, not " + o.get("--patroni"));
       }
       Options options = new Options(jar(o.get("--baseline")), jar(o.get("--jar")), duration(o.get("--steady")),
-          duration(o.get("--outage")), duration(o.get("--warmup")), o.get("--patroni"));
+          duration(o.get("--outage")), duration(o.get("--warmup")), o.get("--patroni"),
+          Path.of(o.get("--lab-dir")).toAbsolutePath().normalize().toString(), Integer.parseInt(o.get("--port")));
       if (options.steady.compareTo(Duration.ofSeconds(5)) < 0 || options.outage.compareTo(Duration.ofSeconds(5)) < 0) {
         throw new IllegalArgumentException("--steady and --outage must be at least 5s");
       }
@@ -210,6 +217,7 @@ public final class LoadBenchmark {
           "poll: {interval: 500ms}",
           "agent: {listen: [{address: " + address + ", port: " + agentPort + ", view: primary}, {address: "
               + address + ", port: " + (agentPort + 1) + ", view: replica}]}",
+          "http: {address: " + address + ", port: " + (agentPort + 2) + "}",
           ""));
     }
 
@@ -293,7 +301,7 @@ public final class LoadBenchmark {
   }
 
   private final Options options;
-  private final Path benchDir = Path.of(LAB_DIR, "bench");
+  private final Path benchDir;
   private final Object labLock = new Object();
   private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
   private final Timeline<String> leaderKey = new Timeline<>();
@@ -315,6 +323,7 @@ public final class LoadBenchmark {
 
   private LoadBenchmark(Options options) {
     this.options = options;
+    this.benchDir = Path.of(options.labDir(), "bench");
   }
 
   public static void main(String[] args) {
@@ -355,19 +364,19 @@ public final class LoadBenchmark {
   private void run() throws Exception {
     Files.createDirectories(benchDir);
     stopLeftovers();
-    say("load benchmark: starting the lab in %s (ports from %d, Patroni %s, no lab pgbeacons)", LAB_DIR, LAB_PORT,
+    say("load benchmark: starting the lab in %s (ports from %d, Patroni %s, no lab pgbeacons)", options.labDir(), options.port(),
         options.patroni());
     synchronized (labLock) {
       checkStopping();
-      lab = Lab.startWithoutPgbeacon(LAB_DIR, LAB_PORT, options.patroni());
+      lab = Lab.startWithoutPgbeacon(options.labDir(), options.port(), options.patroni());
     }
     vertx = Vertx.vertx();
     String leader = lab.leader();
     otherNode = leader;
     node = lab.nodeNames().stream().filter(n -> !n.equals(leader)).sorted().findFirst()
         .orElseThrow(() -> new IllegalStateException("no replica in the lab (leader " + leader + ")"));
-    beacons.add(new Beacon("baseline", "base", options.baseline(), JAR_PORTS[0]));
-    beacons.add(new Beacon("under test", "new", options.jar(), JAR_PORTS[1]));
+    beacons.add(new Beacon("baseline", "base", options.baseline(), options.port() + JAR_PORTS[0]));
+    beacons.add(new Beacon("under test", "new", options.jar(), options.port() + JAR_PORTS[1]));
     printParameters(System.out);
 
     String scope = lab.scope();
@@ -419,7 +428,7 @@ public final class LoadBenchmark {
         System.getProperty("os.name"), System.getProperty("os.version"), System.getProperty("java.version"),
         ProcStat.loadAverage());
     out.printf("  lab: %s, ports from %d, %d nodes, Patroni %s (LAB_PATRONI=%s); measured node %s (%s),"
-            + " switchover partner %s%n", LAB_DIR, LAB_PORT, lab.nodes(), patroniVersion(), options.patroni(), node,
+            + " switchover partner %s%n", options.labDir(), options.port(), lab.nodes(), patroniVersion(), options.patroni(), node,
         lab.address(node), otherNode);
     for (Beacon b : beacons) {
       out.printf("  %-10s %s (%s)%n", b.label + ":", b.jar, describeJar(b.jar));
@@ -928,7 +937,7 @@ public final class LoadBenchmark {
           // exiting anyway
         }
       }
-      System.out.println("stopping the lab (" + LAB_DIR + ")");
+      System.out.println("stopping the lab (" + options.labDir() + ")");
       try {
         if (lab != null) {
           lab.stop();
@@ -942,11 +951,11 @@ public final class LoadBenchmark {
   }
 
   /** lab.sh stop without a {@link Lab} (a stop requested while it was starting). */
-  private static void stopLabByScript() {
+  private void stopLabByScript() {
     try {
       ProcessBuilder pb = new ProcessBuilder("bash", Components.repoFile("scripts/lab.sh").toString(), "stop")
           .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD);
-      pb.environment().put("LAB_DIR", LAB_DIR);
+      pb.environment().put("LAB_DIR", options.labDir());
       pb.start().waitFor(2, TimeUnit.MINUTES);
     } catch (IOException e) {
       System.out.println("cannot run lab.sh stop: " + e.getMessage());

@@ -12,6 +12,7 @@ import io.pgbeacon.health.NodeHealth;
 import io.pgbeacon.health.TimeSource;
 import io.pgbeacon.health.Status;
 import io.pgbeacon.health.Verdict;
+import io.pgbeacon.metrics.Metrics;
 import io.pgbeacon.support.Await;
 import io.pgbeacon.support.ConsulDevAgent;
 import io.pgbeacon.support.ConsulHttp;
@@ -331,6 +332,86 @@ class ConsulRegistrarIT {
       Await.until("one INFO when it ends", SOON,
           () -> log.at(Level.INFO).stream().filter(l -> l.contains("answering again")).count(), n -> n == 1L);
     }
+  }
+
+  @Test
+  void anOutageOfTheRealAgentIsOneAttemptASecondOneWarnAndOneInfo(@TempDir Path own) throws Exception {
+    // Issue 9, case 9, on a real agent: SIGKILLed (its port refuses at once), then started again, empty (-dev), while
+    // the verdict changes at the monitor's fast pace. Attempts are counted by the registrar's own account (its INFO
+    // line) and by the Consul client's error counter, not by timing.
+    ConsulDevAgent agent = new ConsulDevAgent(own, null).start();
+    Metrics metrics = new Metrics("test", Optional.of("node14"));
+    try (LogCapture log = LogCapture.of(ConsulRegistrar.class)) {
+      ConsulHttp agentHttp = new ConsulHttp(agent.address());
+      Config config = config("""
+          node: node14
+          patroni: {timeout: 500ms}
+          consul: {address: http://%s, ttl: 3s, timeout: 500ms}
+          services: {address: 127.0.0.1}
+          """.formatted(agent.address()));
+      registrar = onLoop(() -> {
+        ConsulRegistrar r = new ConsulRegistrar(vertx, new EcwidConsulAgent(config.consul(), metrics), config,
+            "test", Freshness.UNBOUNDED, TimeSource.SYSTEM, metrics);
+        r.start();
+        return r;
+      }).get(5, TimeUnit.SECONDS);
+      NodeHealth passing = health("node14", "primary", Healths.pass("primary, timeline 7"), Healths.park("primary"));
+      NodeHealth failing = health("node14", "primary", Healths.fail("PgBouncer: refused"), Healths.park("primary"));
+      publish(passing);
+      Await.until("primary passing", SOON, () -> agentHttp.checkStatus("service:patroni-primary-node14"),
+          "passing"::equals);
+      double errorsBefore = consulErrors(metrics);
+      assertEquals(List.of(), log.at(Level.WARN), "no WARN before the outage");
+
+      long killed = System.nanoTime();
+      agent.kill();
+      for (int i = 0; i < 60; i++) { // 6 s of verdict changes at the fast poll's pace, refreshes every second
+        publish(i % 2 == 0 ? failing : passing);
+        Await.pause(Duration.ofMillis(100));
+      }
+      agent.start(); // the same ports, no services
+      Await.until("the agent holds both services again, the primary passing with the latest verdict", SOON,
+          () -> agentHttp.check("service:patroni-primary-node14"),
+          c -> "passing".equals(c.path("Status").asText())
+              && "primary, timeline 7".equals(c.path("Output").asText()));
+      double seconds = (System.nanoTime() - killed) / 1e9;
+      // The replica service is registered right after the primary's, on the same worker thread.
+      Await.until("the replica service back, critical (wrong role)", SOON,
+          () -> agentHttp.checkStatus("service:patroni-replica-node14"), "critical"::equals);
+      for (String alive : List.of("service:patroni-primary-node14:pgbeacon", "service:patroni-replica-node14:pgbeacon")) {
+        Await.until(alive + " passing", SOON, () -> agentHttp.checkStatus(alive), "passing"::equals);
+      }
+
+      // Logged on the loop once the sync that restored them returns.
+      List<String> ends = Await.until("one INFO when they ended", SOON,
+          () -> log.at(Level.INFO).stream().filter(l -> l.contains("answering again")).toList(), l -> !l.isEmpty());
+      assertEquals(1, ends.size(), "one INFO when they ended: " + ends);
+      List<String> warns = log.at(Level.WARN);
+      assertEquals(1, warns.size(), "one WARN when the failures started: " + warns);
+      assertTrue(warns.get(0).startsWith("Consul: "), warns.get(0));
+      java.util.regex.Matcher m = java.util.regex.Pattern.compile("\\((\\d+) failed attempts?\\)").matcher(ends.get(0));
+      assertTrue(m.find(), ends.get(0));
+      int attempts = Integer.parseInt(m.group(1));
+      double errors = consulErrors(metrics) - errorsBefore;
+      System.out.printf("Consul down and back in %.1f s: %d failed attempts (registrar), %.0f failed calls (client)%n",
+          seconds, attempts, errors);
+      // One a second: at most one more than the whole seconds, at least one per two (a loaded machine is late).
+      assertTrue(attempts <= seconds + 1, attempts + " attempts in " + seconds + " s: one retry chain, one a second");
+      assertTrue(attempts >= seconds / 2 - 1, attempts + " attempts in " + seconds + " s: retrying every second");
+      assertTrue(errors >= attempts && errors <= seconds + 2,
+          errors + " failed calls for " + attempts + " failed attempts in " + seconds + " s");
+    } finally {
+      stop().get(10, TimeUnit.SECONDS);
+      registrar = null;
+      agent.close();
+    }
+  }
+
+  /** Failed Consul calls so far, of every kind but an unknown check (the agent's answer that makes it register). */
+  private static double consulErrors(Metrics metrics) {
+    return metrics.scrape("text/plain").lines()
+        .filter(l -> l.startsWith("pgbeacon_consul_errors_total{") && !l.contains("kind=\"unknown_check\""))
+        .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1))).sum();
   }
 
   @Test

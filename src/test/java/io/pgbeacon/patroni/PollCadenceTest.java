@@ -67,10 +67,46 @@ class PollCadenceTest {
   void readsTheClusterViewAtOnceWhenAVerdictWaitsOnIt() {
     cadence.clusterReading();
     time.advance(Duration.ofMillis(25));
-    cadence.clusterWanted();
+    assertTrue(cadence.clusterWanted(), "the next poll reads it");
     assertTrue(cadence.clusterDue());
     cadence.clusterReading();
     assertFalse(cadence.clusterDue(), "once");
+  }
+
+  @Test
+  void aReadAVerdictWaitsOnTakesThePlaceOfTheNextScheduledOne() {
+    cadence.clusterReading(); // at 0: the next is due at 500 ms
+    time.advance(Duration.ofMillis(100));
+    assertTrue(cadence.clusterWanted());
+    cadence.clusterReading(); // at 100, in place of the one due at 500: the next is due at 1000
+    time.advance(Duration.ofMillis(25));
+    assertFalse(cadence.clusterWanted(), "a second read brought forward into the same interval");
+    time.advance(Duration.ofMillis(374));
+    assertFalse(cadence.clusterDue(), "at 499 ms");
+    time.advance(Duration.ofMillis(1));
+    assertTrue(cadence.clusterDue(), "at 500 ms the verdict that still waits gets it");
+    cadence.clusterReading(); // in place of the one due at 1000: the next is due at 1500
+    time.advance(Duration.ofMillis(999));
+    assertFalse(cadence.clusterDue(), "at 1499 ms");
+    time.advance(Duration.ofMillis(1));
+    assertTrue(cadence.clusterDue(), "at 1500 ms, on the schedule");
+  }
+
+  @Test
+  void readsTheClusterViewNoMoreOftenThanTheBaseScheduleWhenEveryVerdictWaitsOnIt() {
+    // A node whose every answer waits on a fresher view (promoting, Patroni's view still naming the old leader):
+    // before, each one read /cluster again, at the fast poll's pace (40/s).
+    int reads = 0;
+    for (int poll = 0; poll < 400; poll++) { // 10 s of 25 ms polls
+      if (cadence.clusterDue()) {
+        cadence.clusterReading();
+        reads++;
+      }
+      cadence.clusterWanted();
+      time.advance(Duration.ofMillis(25));
+    }
+    assertTrue(reads <= 10_000 / BASE.toMillis() + 1, reads + " reads of /cluster in 10 s");
+    assertTrue(reads >= 10_000 / BASE.toMillis(), reads + " reads of /cluster in 10 s: each wanted one made");
   }
 
   private static PatroniReading reading(Role role, boolean lock) {

@@ -140,6 +140,17 @@ public final class ConsulDevAgent implements AutoCloseable {
     Signals.send(process.pid(), signal);
   }
 
+  /**
+   * SIGKILL, as a crash or the OOM killer: no shutdown, and its port refuses connections from the moment this returns.
+   * {@link #start} brings it back on the same ports, empty (-dev).
+   */
+  public void kill() throws InterruptedException {
+    signal("KILL");
+    if (!process.waitFor(10, java.util.concurrent.TimeUnit.SECONDS)) {
+      throw new AssertionError("consul agent " + process.pid() + " still running 10 s after SIGKILL");
+    }
+  }
+
   /** host:port of the HTTP API; of the HTTPS API for an agent made by {@link #https}. */
   public String address() {
     return "127.0.0.1:" + httpPort;
