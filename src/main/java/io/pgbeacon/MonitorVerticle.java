@@ -16,12 +16,11 @@ import io.pgbeacon.patroni.PatroniClient;
 import io.pgbeacon.patroni.PatroniReading;
 import io.pgbeacon.patroni.PollCadence;
 import io.pgbeacon.pgbouncer.PgBouncerProbe;
+import io.pgbeacon.pgbouncer.PgBouncerStatus;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import java.time.Duration;
-import java.time.Instant;
-import java.util.List;
-import java.util.Map;
+import java.util.Optional;
 import java.util.function.UnaryOperator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -31,10 +30,9 @@ import org.slf4j.LoggerFactory;
  * decides on every answer and every {@link DcsWatch} event, lets {@link PrimaryGate} say whether the verdict may go
  * out, and hands it to the reply board (agent ports) and the Consul registrar.
  *
- * <p>Everything here runs on this verticle's event loop. Patroni and PgBouncer are read by two loops of their own,
- * each scheduling its next read when the current one ends (so reads of one kind never overlap, and every read has a
- * deadline); each answer decides from the latest of both. So a PgBouncer that hangs — as it does while PostgreSQL
- * demotes behind it — never holds up a withdrawal Patroni already reports.
+ * <p>Everything here runs on this verticle's event loop. Patroni and PgBouncer are read by two {@link ReadLoop}s;
+ * each answer decides from the latest of both, so a PgBouncer that hangs (as it does while PostgreSQL demotes behind
+ * it) never holds up a withdrawal Patroni already reports.
  */
 final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
 
@@ -56,13 +54,13 @@ final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
 
   private PatroniClient patroni;
   private PgBouncerProbe pgbouncer;
-  // Volatile: set at start on this loop, read by the HTTP endpoints' loop (the getters below).
+  // Volatile: set at start on this loop, read by other threads (the getters below).
   private volatile ConsulRegistrar registrar;
   private volatile DcsWatch dcs;
   private PrimaryGate gate;
   private PollCadence cadence;
-  private long timer = -1;
-  private long probeTimer = -1;
+  private ReadLoop<PatroniReading> polls;
+  private ReadLoop<PgBouncerStatus> probes;
   private boolean stopping;
 
   MonitorVerticle(Config config, ReplyBoard board, ConsulAgent consul, String version, TimeSource time,
@@ -93,44 +91,25 @@ final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
     dcs = new DcsWatch(vertx, consul, config.patroni().leaderKey(), time, seen::self, this, metrics);
     registrar.start();
     registrar.publish(board.health());
+    polls = new ReadLoop<>(vertx, time, config.pollInterval(), this::readPatroni, this::polled, this::failed);
     config.pgbouncer().ifPresent(c -> {
       pgbouncer = new PgBouncerProbe(vertx, c, metrics);
-      probe();
+      probes = new ReadLoop<>(vertx, time, config.pollInterval(), pgbouncer::probe, this::probed, this::failed);
+      probes.start();
     });
-    tick();
+    polls.start();
     return Future.succeededFuture();
   }
 
-  /** One poll of Patroni; the next is scheduled when it ends, at the cadence's pace. */
-  private void tick() {
-    timer = -1;
-    long started = time.nanos();
-    Future<PatroniReading> reading;
-    try {
-      reading = readPatroni();
-    } catch (RuntimeException e) {
-      failed(e);
-      timer = vertx.setTimer(config.pollInterval().toMillis(), id -> tick());
-      return;
+  /** A Patroni answer, decided on at once; the next poll at the cadence's pace, or at once to ask again. */
+  private Duration polled(PatroniReading reading, long started) {
+    seen.patroni(reading, started);
+    if (dcs.startOnce(reading)) {
+      gate.watchesStarted();
     }
-    reading.onComplete(done -> {
-      if (stopping) {
-        return;
-      }
-      long next = -1;
-      try {
-        seen.patroni(done.result(), started);
-        if (dcs.startOnce(done.result())) {
-          gate.watchesStarted();
-        }
-        next = decide(PrimaryGate.Source.POLL);
-        verdicts.working();
-      } catch (RuntimeException e) {
-        failed(e);
-      } finally {
-        timer = vertx.setTimer(next > 0 ? next : cadence.next(seen.reading()).toMillis(), id -> tick());
-      }
-    });
+    long next = decide(PrimaryGate.Source.POLL);
+    verdicts.working();
+    return next > 0 ? Duration.ofMillis(next) : cadence.next(seen.reading());
   }
 
   private Future<PatroniReading> readPatroni() {
@@ -141,25 +120,13 @@ final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
     return patroni.read();
   }
 
-  /** One probe of PgBouncer; the next follows one base interval after it ends. */
-  private void probe() {
-    probeTimer = -1;
-    long started = time.nanos();
-    pgbouncer.probe().onComplete(done -> {
-      if (stopping) {
-        return;
-      }
-      try {
-        seen.pgbouncer(done.result(), started);
-        if (seen.any()) {
-          decide(PrimaryGate.Source.POLL);
-        }
-      } catch (RuntimeException e) {
-        failed(e);
-      } finally {
-        probeTimer = vertx.setTimer(config.pollInterval().toMillis(), id -> probe());
-      }
-    });
+  /** A PgBouncer probe's answer; the next probe one base interval after it. */
+  private Duration probed(PgBouncerStatus status, long started) {
+    seen.pgbouncer(status, started);
+    if (seen.any()) {
+      decide(PrimaryGate.Source.POLL);
+    }
+    return config.pollInterval();
   }
 
   /** Publishes what the gate allows of the latest verdict; {@link #AT_ONCE} when Patroni should be asked again. */
@@ -191,9 +158,7 @@ final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
   /** Polls Patroni at once if idle; a poll in flight is followed by fast polling instead. */
   private void pollSoon() {
     cadence.quicken();
-    if (timer >= 0 && vertx.cancelTimer(timer)) {
-      tick();
-    }
+    polls.now();
   }
 
   /** Re-decides at once after a DCS event, to withdraw only: a raise waits for a fresh poll. */
@@ -205,7 +170,14 @@ final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
     if (canWithdraw) {
       gate.withdrawing();
     }
-    if ((seen.any() && decide(PrimaryGate.Source.DCS_EVENT) == AT_ONCE) || towardsSelf) {
+    boolean again;
+    try {
+      again = seen.any() && decide(PrimaryGate.Source.DCS_EVENT) == AT_ONCE;
+    } catch (RuntimeException e) {
+      failed(e); // as at the poll's boundary: the event must not leave the last verdict standing
+      again = true;
+    }
+    if (again || towardsSelf) {
       pollSoon(); // towards self: a promotion under way here, published as soon as PostgreSQL leaves recovery
     }
   }
@@ -225,62 +197,38 @@ final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
     registrar.publish(health);
   }
 
-  // ---- for a reload and systemd ----
+  // ---- what a reload, systemd and /status look into, from any thread ----
 
-  /** Runs {@code work} on this verticle's loop, where every decision is made. */
-  <T> Future<T> onLoop(java.util.concurrent.Callable<T> work) {
-    io.vertx.core.Promise<T> done = io.vertx.core.Promise.promise();
-    context.runOnContext(v -> {
-      try {
-        done.complete(work.call());
-      } catch (Exception e) {
-        done.fail(e);
-      }
-    });
-    return done.future();
+  /** The latest reads; a reload swaps their thresholds, on this verticle's loop ({@link #context()}). */
+  Observations seen() {
+    return seen;
   }
 
-  /** Decides with {@code next}'s thresholds from the next verdict on; call on this loop ({@link #onLoop}). */
-  void thresholds(Config next) {
-    seen.policy(HealthPolicy.of(next));
+  VerdictLog verdicts() {
+    return verdicts;
   }
 
-  /** The verdict Consul was last sent, answered or not; null before the first sync. Any thread. */
-  NodeHealth synced() {
-    ConsulRegistrar r = registrar;
-    return r == null ? null : r.synced();
+  /** Made at start; empty before. */
+  Optional<ConsulRegistrar> registrar() {
+    return Optional.ofNullable(registrar);
   }
 
-  // ---- for /status, from any thread ----
-
-  Map<Config.View, Instant> since() {
-    return verdicts.since();
+  Optional<DcsWatch> dcs() {
+    return Optional.ofNullable(dcs);
   }
 
-  Observations.Latest reads() {
-    return seen.latest();
-  }
-
-  List<DcsWatch.WatchState> watches() {
-    DcsWatch d = dcs;
-    return d == null ? List.of() : d.states();
-  }
-
-  Map<String, ConsulRegistrar.Push> pushes() {
-    ConsulRegistrar r = registrar;
-    return r == null ? Map.of() : r.pushes();
-  }
-
-  Map<String, Instant> registered() {
-    ConsulRegistrar r = registrar;
-    return r == null ? Map.of() : r.registered();
+  /** The loop every decision is made on. */
+  io.vertx.core.Context context() {
+    return context;
   }
 
   @Override
   public Future<?> stop() {
     stopping = true;
-    vertx.cancelTimer(timer);
-    vertx.cancelTimer(probeTimer);
+    polls.stop();
+    if (probes != null) {
+      probes.stop();
+    }
     dcs.stop();
     board.set(board.health().critical("pgbeacon stopping").observedAt(time.nanos()));
     patroni.close();

@@ -11,6 +11,7 @@ import io.pgbeacon.consul.ConsulRegistrar;
 import io.pgbeacon.consul.DcsWatch;
 import io.pgbeacon.consul.EcwidConsulAgent;
 import io.pgbeacon.health.Freshness;
+import io.pgbeacon.health.HealthPolicy;
 import io.pgbeacon.health.NodeHealth;
 import io.pgbeacon.health.Observations;
 import io.pgbeacon.http.StatusSource;
@@ -120,7 +121,7 @@ public final class PgBeacon {
   /** The first verdict is on the board, and Consul was sent one at least as new (whether it answered or not). */
   private boolean firstVerdictOut() {
     MonitorVerticle m = monitor;
-    NodeHealth synced = m == null ? null : m.synced();
+    NodeHealth synced = m == null ? null : m.registrar().map(ConsulRegistrar::synced).orElse(null);
     return board.health() != starting && synced != null && synced.observedAt() - starting.observedAt() > 0;
   }
 
@@ -219,27 +220,27 @@ public final class PgBeacon {
 
       @Override
       public Map<Config.View, Instant> since() {
-        return monitor.since();
+        return monitor.verdicts().since();
       }
 
       @Override
       public Observations.Latest reads() {
-        return monitor.reads();
+        return monitor.seen().latest();
       }
 
       @Override
       public List<DcsWatch.WatchState> watches() {
-        return monitor.watches();
+        return monitor.dcs().map(DcsWatch::states).orElse(List.of());
       }
 
       @Override
       public Map<String, ConsulRegistrar.Push> pushes() {
-        return monitor.pushes();
+        return monitor.registrar().map(ConsulRegistrar::pushes).orElse(Map.of());
       }
 
       @Override
       public Map<String, Instant> registered() {
-        return monitor.registered();
+        return monitor.registrar().map(ConsulRegistrar::registered).orElse(Map.of());
       }
 
       @Override
@@ -325,7 +326,7 @@ public final class PgBeacon {
     notifier.reloading();
     log.info("reloading the configuration");
     return vertx.executeBlocking(read, false)
-        .compose(next -> monitor.onLoop(() -> apply(next)))
+        .compose(next -> onMonitorLoop(() -> apply(next)))
         .recover(e -> {
           if (e instanceof ConfigException bad) {
             bad.problems().forEach(p -> log.error("reload: {}", p));
@@ -355,7 +356,7 @@ public final class PgBeacon {
     if (!effective.consul().token().equals(running.consul().token())) {
       consul.useToken(effective.consul().token()); // first swap: it throws if the agent cannot, and nothing changed
     }
-    monitor.thresholds(effective);
+    monitor.seen().policy(HealthPolicy.of(effective));
     board.policy(replies);
     config = effective;
     log.info("reloaded ({}): {}", String.join(", ", changes.applied()),
@@ -363,9 +364,17 @@ public final class PgBeacon {
     return true;
   }
 
-  /** Runs {@code work} on the monitor's loop: how a test makes the poll loop hang. */
+  /** Runs {@code work} on the monitor's loop, where every decision is made (and how a test makes it hang). */
   <T> Future<T> onMonitorLoop(Callable<T> work) {
-    return monitor.onLoop(work);
+    io.vertx.core.Promise<T> done = io.vertx.core.Promise.promise();
+    monitor.context().runOnContext(v -> {
+      try {
+        done.complete(work.call());
+      } catch (Exception e) {
+        done.fail(e);
+      }
+    });
+    return done.future();
   }
 
   /** The config in force (after the reloads so far). */
