@@ -45,8 +45,12 @@ class LauncherFootprintIT {
   /** 1a6e706's launcher and jar: about 115 MB after half a minute; this one about 95 MB. */
   private static final long MAX_RSS_KIB = 105 * 1024;
   private static final int MAX_THREADS = 30;
-  /** The goal is 1.5 s on a quiet machine; other builds share these 2 cores. */
-  private static final Duration FIRST_VERDICT = Duration.ofSeconds(5);
+  /**
+   * A guard against a start that hangs, not a measurement: the start time is the footprint benchmark's
+   * (scripts/bench-footprint.sh; 1.3–1.7 s on a quiet machine), and here other builds and labs share the 2 cores
+   * (7.2 s seen at a load average of 8).
+   */
+  private static final Duration FIRST_VERDICT = Duration.ofSeconds(20);
   private static final Duration RUN = Duration.ofSeconds(30);
 
   @TempDir Path dir;
