@@ -83,6 +83,17 @@ public final class Lab implements BeforeAllCallback {
     return start(new Lab(dir, Integer.toString(basePort), patroni, pgbeacon));
   }
 
+  /**
+   * As {@link #start(String, int, String)}, with more of lab.sh's settings: e.g. {@code LAB_CONSUL_OF} (a second
+   * cluster on this lab's Consul agents), {@code LAB_STANDBY_OF} (a standby cluster of this lab's), {@code LAB_SCOPE},
+   * {@code LAB_NODES}, {@code LAB_ADDR_BASE}.
+   */
+  public static Lab startWith(String dir, int basePort, String patroni, Map<String, String> more) {
+    Lab lab = new Lab(dir, Integer.toString(basePort), patroni);
+    lab.settings.putAll(more);
+    return start(lab);
+  }
+
   private static Lab start(Lab lab) {
     lab.run(Duration.ofMinutes(4), "stop");
     try {
