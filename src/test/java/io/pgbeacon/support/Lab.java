@@ -255,14 +255,18 @@ public final class Lab implements BeforeAllCallback {
     return Path.of(env("LAB_DIR"), "node" + index(node), what + ".log");
   }
 
-  /** Patroni's leader as its REST API ({@code GET /cluster} of the first node that answers) names it, or "(none)". */
+  /**
+   * Patroni's leader (a standby cluster's: its standby leader) as its REST API ({@code GET /cluster} of the first node
+   * that answers) names it, or "(none)".
+   */
   public String leader() {
     for (String node : nodeNames()) {
       try {
         HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create(rest(node) + "/cluster"))
             .timeout(Duration.ofSeconds(2)).build(), HttpResponse.BodyHandlers.ofString());
         for (JsonNode m : JSON.readTree(r.body()).path("members")) {
-          if ("leader".equals(m.path("role").asText())) {
+          // a standby cluster's leader: standby_leader
+          if ("leader".equals(m.path("role").asText()) || "standby_leader".equals(m.path("role").asText())) {
             return m.path("name").asText();
           }
         }
