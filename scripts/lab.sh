@@ -681,10 +681,11 @@ resolvers consul
   hold nx 100ms
   hold obsolete 0s
 
-# pgbeacon's service through Consul DNS (SRV), the way haproxy/dns-srv.cfg does it
+# pgbeacon's service through Consul DNS (SRV), the way haproxy/dns-srv.cfg does it; this cluster's instances only
+# (the scope tag), as several clusters may share the Consul (LAB_CONSUL_OF)
 listen write_dns
   bind $HAPROXY_ADDR:$(haproxy_write_dns_port)
-  server-template pgbeacon $LAB_NODES _patroni-primary._tcp.service.consul resolvers consul resolve-prefer ipv4 init-addr none check
+  server-template pgbeacon $LAB_NODES _patroni-primary._$LAB_SCOPE.service.consul resolvers consul resolve-prefer ipv4 init-addr none check
 
 # Patroni's own register_service (service "$LAB_SCOPE", tag $(patroni_primary_tag)) through Consul DNS (SRV)
 listen write_patroni_dns

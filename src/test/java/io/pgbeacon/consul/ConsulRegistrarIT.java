@@ -340,21 +340,21 @@ class ConsulRegistrarIT {
    */
   @Test
   void retiresThisNodesServicesOfTheOldIdFormAndNoOneElses() throws Exception {
-    http.put("/v1/agent/service/register", oldForm("patroni-primary", "node14", "demo"));
-    http.put("/v1/agent/service/register", oldForm("patroni-replica", "node14", "other"));
-    assertEquals("passing", http.checkStatus("service:patroni-primary-node14"));
+    http.put("/v1/agent/service/register", oldForm("patroni-primary", "node15", "demo"));
+    http.put("/v1/agent/service/register", oldForm("patroni-replica", "node15", "other"));
+    assertEquals("passing", http.checkStatus("service:patroni-primary-node15"));
 
-    registrar = registrar("node14", "critical");
-    publish(health("node14", "replica", Healths.park("replica"), Healths.pass("replica, lag 0B")));
+    registrar = registrar("node15", "critical");
+    publish(health("node15", "replica", Healths.park("replica"), Healths.pass("replica, lag 0B")));
 
     Await.until("the new replica service passing", SOON,
-        () -> http.checkStatus("service:patroni-replica/demo/node14"), "passing"::equals);
-    assertTrue(http.service("patroni-primary-node14").isMissingNode(), "this cluster's old primary service retired");
-    assertEquals("absent", http.checkStatus("service:patroni-primary-node14"));
-    assertEquals("other", http.service("patroni-replica-node14").path("Meta").path("scope").asText(),
+        () -> http.checkStatus("service:patroni-replica/demo/node15"), "passing"::equals);
+    assertTrue(http.service("patroni-primary-node15").isMissingNode(), "this cluster's old primary service retired");
+    assertEquals("absent", http.checkStatus("service:patroni-primary-node15"));
+    assertEquals("other", http.service("patroni-replica-node15").path("Meta").path("scope").asText(),
         "the other cluster's old service of the same node name stays");
-    assertEquals("critical", http.checkStatus("service:patroni-primary/demo/node14"));
-    http.put("/v1/agent/service/deregister/patroni-replica-node14", "");
+    assertEquals("critical", http.checkStatus("service:patroni-primary/demo/node15"));
+    http.put("/v1/agent/service/deregister/patroni-replica-node15", "");
   }
 
   private static String oldForm(String name, String node, String scope) {
@@ -388,7 +388,7 @@ class ConsulRegistrarIT {
       NodeHealth passing = health("node14", "primary", Healths.pass("primary, timeline 7"), Healths.park("primary"));
       NodeHealth failing = health("node14", "primary", Healths.fail("PgBouncer: refused"), Healths.park("primary"));
       publish(passing);
-      Await.until("primary passing", SOON, () -> agentHttp.checkStatus("service:patroni-primary-node14"),
+      Await.until("primary passing", SOON, () -> agentHttp.checkStatus("service:patroni-primary/demo/node14"),
           "passing"::equals);
       double errorsBefore = consulErrors(metrics);
       assertEquals(List.of(), log.at(Level.WARN), "no WARN before the outage");
@@ -401,14 +401,15 @@ class ConsulRegistrarIT {
       }
       agent.start(); // the same ports, no services
       Await.until("the agent holds both services again, the primary passing with the latest verdict", SOON,
-          () -> agentHttp.check("service:patroni-primary-node14"),
+          () -> agentHttp.check("service:patroni-primary/demo/node14"),
           c -> "passing".equals(c.path("Status").asText())
               && "primary, timeline 7".equals(c.path("Output").asText()));
       double seconds = (System.nanoTime() - killed) / 1e9;
       // The replica service is registered right after the primary's, on the same worker thread.
       Await.until("the replica service back, critical (wrong role)", SOON,
-          () -> agentHttp.checkStatus("service:patroni-replica-node14"), "critical"::equals);
-      for (String alive : List.of("service:patroni-primary-node14:pgbeacon", "service:patroni-replica-node14:pgbeacon")) {
+          () -> agentHttp.checkStatus("service:patroni-replica/demo/node14"), "critical"::equals);
+      for (String alive : List.of("service:patroni-primary/demo/node14:pgbeacon",
+          "service:patroni-replica/demo/node14:pgbeacon")) {
         Await.until(alive + " passing", SOON, () -> agentHttp.checkStatus(alive), "passing"::equals);
       }
 

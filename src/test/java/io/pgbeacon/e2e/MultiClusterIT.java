@@ -105,6 +105,9 @@ class MultiClusterIT {
     assertEquals(List.of(s.address(standby)), dns("standby-leader.patroni-replica"));
     // Without the prefix the name is every cluster's primary: what the prefix is for.
     assertEquals(sorted(a.address(leaderA), b.address(leaderB)), dns("patroni-primary"));
+    // SRV, as HAProxy's server-template asks: _<scope> is the tag, _tcp none.
+    assertEquals(List.of(b.port(leaderB, "PGBOUNCER")), srvPorts("_patroni-primary._" + b.scope()));
+    assertEquals(sorted(a.port(leaderA, "PGBOUNCER"), b.port(leaderB, "PGBOUNCER")), srvPorts("_patroni-primary._tcp"));
 
     // The agent ports and HTTP views of every node agree with Consul.
     for (Lab lab : List.of(a, b)) {
@@ -284,6 +287,14 @@ class MultiClusterIT {
 
   private static List<String> dns(String name) {
     return Dns.a(a.consulDnsAddress(), a.consulDnsPort(), name + ".service.consul");
+  }
+
+  private static List<Integer> srvPorts(String name) {
+    return Dns.srvPorts(a.consulDnsAddress(), a.consulDnsPort(), name + ".service.consul");
+  }
+
+  private static List<Integer> sorted(int... ports) {
+    return java.util.Arrays.stream(ports).sorted().boxed().toList();
   }
 
   private static List<String> sorted(String... addresses) {
