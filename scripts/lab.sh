@@ -719,6 +719,10 @@ haproxy_start() {
     /usr/sbin/haproxy -W -db -f "$(haproxy_marker)"
   wait_for 10 "haproxy write port" port_open "$HAPROXY_ADDR" "$(haproxy_write_port)" \
     || { tail -20 "$(haproxy_dir)/haproxy.log" >&2; die "haproxy did not start"; }
+  # HAProxy 2.5+'s master re-executes itself (wait mode) once its worker runs: for that moment its command line
+  # is not yet the new one's, and a status read then would say "stopped" (seen on a loaded machine).
+  wait_for 10 "haproxy master" alive "$(haproxy_pidfile)" "$(haproxy_marker)" \
+    || { tail -20 "$(haproxy_dir)/haproxy.log" >&2; die "haproxy exited"; }
 }
 
 haproxy_reload() {
