@@ -129,8 +129,11 @@ class MultiClusterIT {
         assertEquals(lab.scope(), status.path("scope").asText(), who);
         List<String> keys = new ArrayList<>();
         status.path("dcs_watches").forEach(w -> keys.add(w.path("key").asText()));
-        assertTrue(keys.contains("service/" + lab.scope() + "/leader"), who + " watches " + keys);
-        assertTrue(keys.stream().allMatch(k -> k.startsWith("service/" + lab.scope() + "/")), who + " watches " + keys);
+        String leaderKey = lab.env("LAB_LEADER_KEY"); // <namespace>/<scope>/leader
+        String prefix = leaderKey.substring(0, leaderKey.length() - "leader".length());
+        assertTrue(leaderKey.endsWith("/" + lab.scope() + "/leader"), leaderKey);
+        assertTrue(keys.contains(leaderKey), who + " watches " + keys);
+        assertTrue(keys.stream().allMatch(k -> k.startsWith(prefix)), who + " watches " + keys);
         for (String service : List.of("patroni-primary", "patroni-replica")) {
           assertTrue(status.path("consul").path("registered").has(service + "/" + lab.scope() + "/" + node),
               who + " registered " + status.path("consul").path("registered"));
@@ -278,7 +281,7 @@ class MultiClusterIT {
 
   private static String leaderKey(Lab lab) {
     try {
-      JsonNode entries = consul.get("/v1/kv/service/" + lab.scope() + "/leader");
+      JsonNode entries = consul.get("/v1/kv/" + lab.env("LAB_LEADER_KEY"));
       return new String(Base64.getDecoder().decode(entries.path(0).path("Value").asText()), StandardCharsets.UTF_8);
     } catch (IllegalStateException e) {
       return "(none)";
