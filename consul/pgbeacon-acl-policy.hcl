@@ -7,6 +7,8 @@
 #   PUT /v1/agent/service/register               service:write on the service's name
 #   PUT /v1/agent/check/pass|warn|fail/<id>      service:write on the service the TTL check belongs to
 #   PUT /v1/agent/service/deregister/<id>        service:write (consul.on-stop: deregister)
+#   GET /v1/agent/services                       service:read (implied by service:write): at start, the old-form IDs
+#                                                <service>-<node> of this node to deregister
 #   GET /v1/kv/service/<scope>/leader?index=…    key:read (patroni.leader-key, a blocking query)
 #   GET /v1/kv/service/<scope>/failover?index=…  key:read (switchover requests, beside the leader key)
 # The agent syncs the services to the catalog with the token that registered them, and the node entry is the

@@ -360,7 +360,8 @@ sample() {
     [.[] | select(.ServiceID == "" and .Status != "passing") | .Node] as $sick
     | [group_by(.Node + "/" + .ServiceID)[] | select(.[0].ServiceID != "" and all(.Status == "passing"))
        | .[0] | select(.Node as $n | $sick | index($n) | not)] as $up
-    | ([$up[] | select(.ServiceName == "patroni-primary") | .ServiceID | ltrimstr("patroni-primary-")] | sort) as $p
+    | ([$up[] | select(.ServiceName == "patroni-primary" and (.ServiceID | startswith("patroni-primary/" + $scope + "/")))
+       | .ServiceID | split("/") | last] | sort) as $p
     | [$up[] | select(.ServiceName == $scope and (.ServiceTags // [] | index($tag)))] as $m
     | "\($p | join(",") | if . == "" then "-" else . end) \($p | length) \($m | length)"'
 }

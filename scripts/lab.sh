@@ -40,19 +40,36 @@
 #                          written out (node, patroni.url, consul.address), or only `patroni.config-file:
 #                          nodeN/patroni.yml`, pgbeacon taking name, scope, namespace, REST API and Consul agent from
 #                          Patroni's own file (the PgBouncer, services, agent and http keys are the lab's either way)
+#   LAB_ADDR_BASE=10       node i listens on 127.0.0.(LAB_ADDR_BASE+i), its own Consul server on 127.0.0.LAB_ADDR_BASE
+#   Several clusters on one Consul, and a standby cluster (each lab still has its own LAB_DIR, LAB_BASE_PORT, HAProxy):
+#   LAB_CONSUL_OF=<LAB_DIR of a running lab>   no Consul of its own: node i's Patroni and pgbeacon register through
+#                          node i's client agent of that lab (so the same node names node1.. meet on one agent, as two
+#                          clusters' members do on shared hosts), HAProxy resolves through that lab's server. Needs
+#                          its own LAB_SCOPE and LAB_ADDR_BASE (e.g. 20: nodes 127.0.0.21, ...), LAB_NODES no more
+#                          than that lab's. `stop` leaves that lab's Consul running; stop this lab before that one.
+#   LAB_STANDBY_OF=<LAB_DIR of a running lab>  a Patroni standby cluster of that lab's cluster
+#                          (bootstrap.dcs.standby_cluster): its leader replicates through that lab's write_httpchk
+#                          listener (127.0.0.1:B+50 of that lab: HAProxy on Patroni's /primary, straight to
+#                          PostgreSQL), so it follows that cluster's primary across a switchover; that lab's write
+#                          port (B+5) leads to PgBouncer, which carries no replication. Its other nodes replicate
+#                          from its leader. Needs its own LAB_SCOPE; usually with LAB_CONSUL_OF.
+#   e.g. LAB_DIR=/tmp/a LAB_BASE_PORT=19000 lab.sh start
+#        LAB_DIR=/tmp/b LAB_BASE_PORT=19100 LAB_ADDR_BASE=20 LAB_SCOPE=lab-b LAB_NODES=2 LAB_CONSUL_OF=/tmp/a lab.sh start
+#        LAB_DIR=/tmp/s LAB_BASE_PORT=19200 LAB_ADDR_BASE=30 LAB_SCOPE=lab-s LAB_NODES=1 LAB_CONSUL_OF=/tmp/a \
+#          LAB_STANDBY_OF=/tmp/a lab.sh start
 # `start` records the layout in $LAB_DIR/lab.conf; every other command (and `start` while anything is
 # still running) uses the recorded layout, so `env`/`stop` need no settings repeated.
 #
 # Addresses and ports, B = LAB_BASE_PORT (default 15400); several labs can run at once on different B:
-#   127.0.0.10  Consul server:  B+0 HTTP  B+1 DNS  B+2 server RPC  B+3 serf LAN  B+4 serf WAN   (gRPC off)
+#   127.0.0.10  Consul server (127.0.0.LAB_ADDR_BASE; with LAB_CONSUL_OF that lab's address and ports):  B+0 HTTP  B+1 DNS  B+2 server RPC  B+3 serf LAN  B+4 serf WAN   (gRPC off)
 #   127.0.0.1   HAProxy:        B+5 write (primary)  B+6 read (replicas)  B+7 stats page (/stats)
 #               for comparison: B+8 write via pgbeacon's service in Consul DNS, B+9 write via Patroni's own
 #               register_service in Consul DNS, B+50 write via Patroni's /primary HTTP check
 #               Prometheus (with LAB_PGBEACON): B+60 HTTP, scraping every pgbeacon each second, with the shipped
 #               alert rules (src/main/dist/prometheus/pgbeacon-alerts.yml)
-#   127.0.0.1i  node i (1..N), ports B+10*i +0 PostgreSQL  +1 Patroni REST  +2 PgBouncer
+#   127.0.0.1i  node i (1..N; 127.0.0.(LAB_ADDR_BASE+i)), ports B+10*i +0 PostgreSQL  +1 Patroni REST  +2 PgBouncer
 #               +3 pgbeacon agent (view primary)  +4 pgbeacon agent (view replica)
-#               +5 Consul client HTTP  +6 Consul client DNS  +7 Consul client serf LAN
+#               +5 Consul client HTTP  +6 Consul client DNS  +7 Consul client serf LAN  (LAB_CONSUL_OF: that lab's)
 #               +8 pgbeacon HTTP (/metrics, /status, /health, /primary, /replica, /sync, /async, /read-only, ...)
 #               +9 pgbeacon agent without a view: HAProxy's agent-send (or a test) names one ("sync\n", ...)
 #   e.g. node1 = 127.0.0.11: 15410 pg, 15411 rest, 15412 pgbouncer, 15413/15414/15419 agent, 15415 consul, 15418 pgbeacon
@@ -78,6 +95,9 @@ LAB_PATRONI="${LAB_PATRONI:-3}"
 LAB_NODES="${LAB_NODES:-3}"
 LAB_BASE_PORT="${LAB_BASE_PORT:-15400}"
 LAB_SCOPE="${LAB_SCOPE:-pgbeacon-lab}"
+LAB_ADDR_BASE="${LAB_ADDR_BASE:-10}"
+LAB_CONSUL_OF="${LAB_CONSUL_OF:-}"
+LAB_STANDBY_OF="${LAB_STANDBY_OF:-}"
 PATRONI4_VENV="${PATRONI4_VENV:-/opt/pgbeacon/patroni4}"
 LAB_START_TIMEOUT="${LAB_START_TIMEOUT:-80}"
 LAB_PGBEACON="${LAB_PGBEACON:-}"
@@ -96,12 +116,21 @@ log() { printf '[lab %3ds] %s\n' "$((SECONDS - T0))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # Ports, derived from LAB_BASE_PORT (see the header).
-readonly SERVER_ADDR=127.0.0.10 HAPROXY_ADDR=127.0.0.1
-consul_http_port()   { echo $((LAB_BASE_PORT + 0)); }
-consul_dns_port()    { echo $((LAB_BASE_PORT + 1)); }
-consul_server_port() { echo $((LAB_BASE_PORT + 2)); }
-consul_lan_port()    { echo $((LAB_BASE_PORT + 3)); }
-consul_wan_port()    { echo $((LAB_BASE_PORT + 4)); }
+readonly HAPROXY_ADDR=127.0.0.1
+# other_lab_setting DIR KEY DEFAULT — a setting another lab recorded in its lab.conf.
+other_lab_setting() {
+  local v; v=$(sed -n "s/^$2=//p" "$1/lab.conf" 2>/dev/null | head -1)
+  echo "${v:-$3}"
+}
+# The Consul this lab uses: its own, or LAB_CONSUL_OF's (that lab's ports and addresses).
+consul_base()      { if [ -n "$LAB_CONSUL_OF" ]; then other_lab_setting "$LAB_CONSUL_OF" LAB_BASE_PORT 15400; else echo "$LAB_BASE_PORT"; fi; }
+consul_addr_base() { if [ -n "$LAB_CONSUL_OF" ]; then other_lab_setting "$LAB_CONSUL_OF" LAB_ADDR_BASE 10; else echo "$LAB_ADDR_BASE"; fi; }
+server_addr()        { echo "127.0.0.$(consul_addr_base)"; }
+consul_http_port()   { echo $(($(consul_base) + 0)); }
+consul_dns_port()    { echo $(($(consul_base) + 1)); }
+consul_server_port() { echo $(($(consul_base) + 2)); }
+consul_lan_port()    { echo $(($(consul_base) + 3)); }
+consul_wan_port()    { echo $(($(consul_base) + 4)); }
 haproxy_write_port() { echo $((LAB_BASE_PORT + 5)); }
 haproxy_read_port()  { echo $((LAB_BASE_PORT + 6)); }
 haproxy_stats_port() { echo $((LAB_BASE_PORT + 7)); }
@@ -111,7 +140,7 @@ haproxy_write_httpchk_port()     { echo $((LAB_BASE_PORT + 50)); }
 prometheus_port()                { echo $((LAB_BASE_PORT + 60)); }
 # The tag Patroni's register_service gives the leader.
 patroni_primary_tag() { if [ "$LAB_PATRONI" = 3 ]; then echo master; else echo primary; fi; }
-node_addr()          { echo "127.0.0.$((10 + $1))"; }
+node_addr()          { echo "127.0.0.$((LAB_ADDR_BASE + $1))"; }
 pg_port()            { echo $((LAB_BASE_PORT + 10 * $1 + 0)); }
 rest_port()          { echo $((LAB_BASE_PORT + 10 * $1 + 1)); }
 pgbouncer_port()     { echo $((LAB_BASE_PORT + 10 * $1 + 2)); }
@@ -119,9 +148,11 @@ agent_primary_port() { echo $((LAB_BASE_PORT + 10 * $1 + 3)); }
 agent_replica_port() { echo $((LAB_BASE_PORT + 10 * $1 + 4)); }
 agent_any_port()     { echo $((LAB_BASE_PORT + 10 * $1 + 9)); }
 pgbeacon_http_port() { echo $((LAB_BASE_PORT + 10 * $1 + 8)); }
-node_consul_http_port() { echo $((LAB_BASE_PORT + 10 * $1 + 5)); }
-node_consul_dns_port()  { echo $((LAB_BASE_PORT + 10 * $1 + 6)); }
-node_consul_lan_port()  { echo $((LAB_BASE_PORT + 10 * $1 + 7)); }
+# Node i's Consul client agent: its own, or with LAB_CONSUL_OF node i's agent of that lab.
+node_consul_addr()      { echo "127.0.0.$(($(consul_addr_base) + $1))"; }
+node_consul_http_port() { echo $(($(consul_base) + 10 * $1 + 5)); }
+node_consul_dns_port()  { echo $(($(consul_base) + 10 * $1 + 6)); }
+node_consul_lan_port()  { echo $(($(consul_base) + 10 * $1 + 7)); }
 
 node_name() { echo "node$1"; }
 node_dir()  { echo "$LAB_DIR/node$1"; }
@@ -193,7 +224,7 @@ leader_key() {
   echo "${ns:+$ns/}$LAB_SCOPE/leader"
 }
 
-readonly LAYOUT_KEYS="LAB_PATRONI LAB_NODES LAB_BASE_PORT LAB_SCOPE PATRONI4_VENV LAB_NAMESPACE LAB_PGBEACON_CONFIG"
+readonly LAYOUT_KEYS="LAB_PATRONI LAB_NODES LAB_BASE_PORT LAB_SCOPE PATRONI4_VENV LAB_NAMESPACE LAB_PGBEACON_CONFIG LAB_ADDR_BASE LAB_CONSUL_OF LAB_STANDBY_OF"
 
 record_settings() {
   local key
@@ -331,7 +362,7 @@ restapi:
 
 consul:
   # the node's own Consul client agent
-  host: $(node_addr "$i"):$(node_consul_http_port "$i")
+  host: $(node_consul_addr "$i"):$(node_consul_http_port "$i")
   # Patroni's own service (named after the scope, tagged with the role): measured against pgbeacon's
   register_service: true
 
@@ -342,6 +373,7 @@ bootstrap:
     loop_wait: 2
     retry_timeout: 5
     maximum_lag_on_failover: 16777216
+$(standby_cluster_config)
     postgresql:
       use_pg_rewind: true
       use_slots: true
@@ -387,6 +419,20 @@ postgresql:
 EOF
 }
 
+# LAB_STANDBY_OF: this cluster is a Patroni standby cluster of that lab's. It replicates through that lab's
+# HAProxy write_httpchk listener (B+50: Patroni's /primary check, straight to PostgreSQL), which follows the source
+# cluster's primary across a switchover; the B+5 write port leads to PgBouncer, which carries no replication.
+standby_source_port() { echo $(($(other_lab_setting "$LAB_STANDBY_OF" LAB_BASE_PORT 15400) + 50)); }
+standby_cluster_config() {
+  [ -n "$LAB_STANDBY_OF" ] || return 0
+  cat <<EOF
+    standby_cluster:
+      host: $HAPROXY_ADDR
+      port: $(standby_source_port)
+      create_replica_methods: [basebackup]
+EOF
+}
+
 write_pgbouncer_config() {
   local i=$1 dir; dir=$(node_dir "$i")
   # Plain-text passwords let PgBouncer answer md5 or SCRAM to clients and do SCRAM to PostgreSQL.
@@ -426,7 +472,7 @@ write_pgbeacon_config() {
   else
     who="node: $(node_name "$i")
 patroni: {url: $(rest_url "$i"), timeout: 1s}
-consul: {address: http://$(node_addr "$i"):$(node_consul_http_port "$i"), ttl: 10s, deregister-critical-after: 1m, on-stop: critical}"
+consul: {address: http://$(node_consul_addr "$i"):$(node_consul_http_port "$i"), ttl: 10s, deregister-critical-after: 1m, on-stop: critical}"
   fi
   write_file "$dir/pgbeacon.yml" 644 "$(id -un):" <<EOF
 # Generated by scripts/lab.sh for $(node_name "$i") (LAB_PGBEACON_CONFIG=$LAB_PGBEACON_CONFIG).
@@ -452,7 +498,7 @@ write_configs() {
     write_pgbouncer_config "$i"
     write_pgbeacon_config "$i"
   done
-  write_consul_configs
+  [ -n "$LAB_CONSUL_OF" ] || write_consul_configs
   write_haproxy_config
   [ -z "$LAB_PGBEACON" ] || write_prometheus_config
 }
@@ -467,7 +513,7 @@ consul_dir() { if [ -n "${1:-}" ]; then echo "$(node_dir "$1")/consul"; else ech
 consul_pidfile() { echo "$(consul_dir "${1:-}")/consul.pid"; }
 consul_marker()  { echo "$(consul_dir "${1:-}")/consul.hcl"; }
 consul_name()    { if [ -n "${1:-}" ]; then echo "consul $(node_name "$1")"; else echo "consul server"; fi; }
-consul_addr()    { if [ -n "${1:-}" ]; then node_addr "$1"; else echo "$SERVER_ADDR"; fi; }
+consul_addr()    { if [ -n "${1:-}" ]; then node_consul_addr "$1"; else server_addr; fi; }
 consul_http()    { if [ -n "${1:-}" ]; then node_consul_http_port "$1"; else consul_http_port; fi; }
 
 write_consul_configs() {
@@ -481,8 +527,8 @@ data_dir = "$(consul_dir)/data"
 server = true
 bootstrap_expect = 1
 ui = true
-bind_addr = "$SERVER_ADDR"
-client_addr = "$SERVER_ADDR"
+bind_addr = "$(server_addr)"
+client_addr = "$(server_addr)"
 ports { http = $(consul_http_port), dns = $(consul_dns_port), server = $(consul_server_port), serf_lan = $(consul_lan_port), serf_wan = $(consul_wan_port), grpc = -1 }
 performance { raft_multiplier = 1 }
 # The lab's catalog shows check output as soon as it changes (the default syncs output every 5 min).
@@ -498,10 +544,10 @@ EOF
 node_name = "$(node_name "$i")"
 datacenter = "dc1"
 data_dir = "$(consul_dir "$i")/data"
-bind_addr = "$(node_addr "$i")"
-client_addr = "$(node_addr "$i")"
+bind_addr = "$(node_consul_addr "$i")"
+client_addr = "$(node_consul_addr "$i")"
 ports { http = $(node_consul_http_port "$i"), dns = $(node_consul_dns_port "$i"), serf_lan = $(node_consul_lan_port "$i"), serf_wan = -1, grpc = -1 }
-retry_join = ["$SERVER_ADDR:$(consul_lan_port)"]
+retry_join = ["$(server_addr):$(consul_lan_port)"]
 # A restart is not a departure: keep the node (and its services) in the catalog.
 leave_on_terminate = false
 skip_leave_on_interrupt = true
@@ -516,16 +562,22 @@ EOF
 # The server has a leader; a client has joined it (the server's catalog lists the node as alive).
 consul_ready() {
   if [ -z "${1:-}" ]; then
-    [ -n "$(http_get "http://$SERVER_ADDR:$(consul_http_port)/v1/status/leader" | tr -d '"')" ]
+    [ -n "$(http_get "http://$(server_addr):$(consul_http_port)/v1/status/leader" | tr -d '"')" ]
   else
-    [ -n "$(http_get "http://$(node_addr "$1"):$(node_consul_http_port "$1")/v1/status/leader" | tr -d '"')" ] \
-      && http_get "http://$SERVER_ADDR:$(consul_http_port)/v1/health/node/$(node_name "$1")" \
+    [ -n "$(http_get "http://$(node_consul_addr "$1"):$(node_consul_http_port "$1")/v1/status/leader" | tr -d '"')" ] \
+      && http_get "http://$(server_addr):$(consul_http_port)/v1/health/node/$(node_name "$1")" \
         | jq -e '.[] | select(.CheckID == "serfHealth" and .Status == "passing")' >/dev/null 2>&1
   fi
 }
 
 consul_start() {
   local n=${1:-}
+  if [ -n "$LAB_CONSUL_OF" ]; then
+    # Not ours to start: the other lab's server and node agents; they must run.
+    wait_for 10 "$(consul_name "$n") of $LAB_CONSUL_OF" consul_ready "$n" \
+      || die "$(consul_name "$n") of $LAB_CONSUL_OF ($(consul_addr "$n"):$(consul_http "$n")) is not running: start that lab first"
+    return 0
+  fi
   if alive "$(consul_pidfile "$n")" "$(consul_marker "$n")"; then
     log "$(consul_name "$n"): already running (pid $(pid_of "$(consul_pidfile "$n")"))"
     return 0
@@ -538,7 +590,10 @@ consul_start() {
     || { tail -20 "$(consul_dir "$n")/consul.log" >&2; die "$(consul_name "$n") did not start"; }
 }
 
-consul_stop() { stop_process "$(consul_name "${1:-}")" "$(consul_pidfile "${1:-}")" "$(consul_marker "${1:-}")" "${2:-TERM}" 20; }
+consul_stop() {
+  if [ -n "$LAB_CONSUL_OF" ]; then log "$(consul_name "${1:-}"): $LAB_CONSUL_OF's, left running"; return 0; fi
+  stop_process "$(consul_name "${1:-}")" "$(consul_pidfile "${1:-}")" "$(consul_marker "${1:-}")" "${2:-TERM}" 20
+}
 
 # ---------------------------------------------------------------------------------------------- haproxy
 # Write port → the node whose pgbeacon primary view says "up"; read port → replicas by pgbeacon's replica view.
@@ -617,7 +672,7 @@ EOF
 
 # For comparison (scripts/bench-propagation.sh): the same write port found other ways.
 resolvers consul
-  nameserver server $SERVER_ADDR:$(consul_dns_port)
+  nameserver server $(server_addr):$(consul_dns_port)
   accepted_payload_size 8192
   resolve_retries 3
   timeout resolve 100ms
@@ -626,10 +681,11 @@ resolvers consul
   hold nx 100ms
   hold obsolete 0s
 
-# pgbeacon's service through Consul DNS (SRV), the way haproxy/dns-srv.cfg does it
+# pgbeacon's service through Consul DNS (SRV), the way haproxy/dns-srv.cfg does it; this cluster's instances only
+# (the scope tag), as several clusters may share the Consul (LAB_CONSUL_OF)
 listen write_dns
   bind $HAPROXY_ADDR:$(haproxy_write_dns_port)
-  server-template pgbeacon $LAB_NODES _patroni-primary._tcp.service.consul resolvers consul resolve-prefer ipv4 init-addr none check
+  server-template pgbeacon $LAB_NODES _patroni-primary._$LAB_SCOPE.service.consul resolvers consul resolve-prefer ipv4 init-addr none check
 
 # Patroni's own register_service (service "$LAB_SCOPE", tag $(patroni_primary_tag)) through Consul DNS (SRV)
 listen write_patroni_dns
@@ -663,6 +719,10 @@ haproxy_start() {
     /usr/sbin/haproxy -W -db -f "$(haproxy_marker)"
   wait_for 10 "haproxy write port" port_open "$HAPROXY_ADDR" "$(haproxy_write_port)" \
     || { tail -20 "$(haproxy_dir)/haproxy.log" >&2; die "haproxy did not start"; }
+  # HAProxy 2.5+'s master re-executes itself (wait mode) once its worker runs: for that moment its command line
+  # is not yet the new one's, and a status read then would say "stopped" (seen on a loaded machine).
+  wait_for 10 "haproxy master" alive "$(haproxy_pidfile)" "$(haproxy_marker)" \
+    || { tail -20 "$(haproxy_dir)/haproxy.log" >&2; die "haproxy exited"; }
 }
 
 haproxy_reload() {
@@ -791,7 +851,8 @@ leader_name() {
   local i name
   for i in $(nodes); do
     name=$(http_get "$(rest_url "$i")/cluster" \
-      | jq -r '.members[]? | select(.role == "leader" or .role == "standby_leader") | select(.state == "running") | .name' \
+      | jq -r '.members[]? | select(.role == "leader" or .role == "standby_leader")
+               | select(.state == "running" or .state == "streaming") | .name' \
       2>/dev/null | head -1)
     [ -n "$name" ] && { echo "$name"; return 0; }
   done
@@ -802,13 +863,16 @@ node_index() { echo "${1#node}"; }
 
 leader_is() { [ "$(leader_name 2>/dev/null)" = "$1" ]; }
 
-# Healthy: a running leader whose /patroni lists N-1 streaming standbys, and every replica running.
+# Healthy: a running leader whose /patroni lists at least N-1 streaming standbys, and every replica running. At
+# least: a standby cluster of this one (LAB_STANDBY_OF) streams from its leader too, through HAProxy, and neither
+# its member name nor its address (all loopback connections come from 127.0.0.1) tells it apart.
 cluster_healthy() {
-  local leader li i state
+  local leader li i state streaming
   leader=$(leader_name) || return 1
   li=$(node_index "$leader")
-  [ "$(http_get "$(rest_url "$li")/patroni" \
-       | jq '[.replication[]? | select(.state == "streaming")] | length' 2>/dev/null)" = $((LAB_NODES - 1)) ] || return 1
+  streaming=$(http_get "$(rest_url "$li")/patroni" \
+    | jq '[.replication[]? | select(.state == "streaming")] | length' 2>/dev/null) || true
+  [[ "$streaming" =~ ^[0-9]+$ ]] && [ "$streaming" -ge $((LAB_NODES - 1)) ] || return 1
   for i in $(nodes); do
     state=$(http_get "$(rest_url "$i")/patroni" | jq -r '.state' 2>/dev/null) || return 1
     [ "$state" = running ] || return 1
@@ -938,11 +1002,11 @@ anything_alive() {
 
 everything_alive() {
   local i
-  alive "$(consul_pidfile)" "$(consul_marker)" || return 1
+  [ -n "$LAB_CONSUL_OF" ] || alive "$(consul_pidfile)" "$(consul_marker)" || return 1
   alive "$(haproxy_pidfile)" "$(haproxy_marker)" || return 1
   [ -z "$LAB_PGBEACON" ] || alive "$(prometheus_pidfile)" "$(prometheus_marker)" || return 1
   for i in $(nodes); do
-    alive "$(consul_pidfile "$i")" "$(consul_marker "$i")" || return 1
+    [ -n "$LAB_CONSUL_OF" ] || alive "$(consul_pidfile "$i")" "$(consul_marker "$i")" || return 1
     alive "$(patroni_pidfile "$i")" "$(patroni_marker "$i")" || return 1
     alive "$(pgbouncer_pidfile "$i")" "$(pgbouncer_marker "$i")" || return 1
     [ -z "$LAB_PGBEACON" ] || alive "$(pgbeacon_pidfile "$i")" "$(pgbeacon_marker "$i")" || return 1
@@ -952,6 +1016,26 @@ everything_alive() {
 wipe_lab_state() {
   log "fresh lab in $LAB_DIR (Patroni $LAB_PATRONI, $LAB_NODES nodes, ports from $LAB_BASE_PORT)"
   rm -rf -- "$(consul_dir)" "$(haproxy_dir)" "$(prometheus_dir)" "$LAB_DIR"/node[0-9]*
+}
+
+# LAB_CONSUL_OF / LAB_STANDBY_OF name another lab, started before this one (its lab.conf says its layout).
+check_other_labs() {
+  [[ "$LAB_ADDR_BASE" =~ ^[0-9]+$ ]] && [ "$LAB_ADDR_BASE" -ge 2 ] && [ $((LAB_ADDR_BASE + LAB_NODES)) -le 254 ] \
+    || die "LAB_ADDR_BASE must be a number from 2 to $((254 - LAB_NODES)), not '$LAB_ADDR_BASE'"
+  local other
+  for other in "$LAB_CONSUL_OF" "$LAB_STANDBY_OF"; do
+    [ -z "$other" ] || [ -f "$other/lab.conf" ] || die "no lab in '$other' (no lab.conf): start it first"
+    [ "$other" != "$LAB_DIR" ] || die "a lab cannot name itself in LAB_CONSUL_OF or LAB_STANDBY_OF"
+  done
+  if [ -n "$LAB_CONSUL_OF" ]; then
+    [ -z "$(other_lab_setting "$LAB_CONSUL_OF" LAB_CONSUL_OF "")" ] \
+      || die "$LAB_CONSUL_OF uses another lab's Consul itself: name that lab in LAB_CONSUL_OF"
+    [ "$LAB_NODES" -le "$(other_lab_setting "$LAB_CONSUL_OF" LAB_NODES 3)" ] \
+      || die "LAB_NODES=$LAB_NODES: $LAB_CONSUL_OF has fewer node agents"
+    [ "$LAB_ADDR_BASE" != "$(consul_addr_base)" ] || die "set LAB_ADDR_BASE: $LAB_CONSUL_OF's nodes use 127.0.0.$LAB_ADDR_BASE+i"
+    [ "$LAB_SCOPE" != "$(other_lab_setting "$LAB_CONSUL_OF" LAB_SCOPE pgbeacon-lab)" ] \
+      || die "set LAB_SCOPE: $LAB_CONSUL_OF's cluster is $LAB_SCOPE"
+  fi
 }
 
 # A lab with anything still running keeps its recorded layout; only a stopped lab takes new settings.
@@ -967,6 +1051,7 @@ cmd_start() {
     cmd_status
     return 0
   fi
+  check_other_labs
   anything_alive || wipe_lab_state
   prepare_dirs
   record_settings
@@ -1027,14 +1112,15 @@ process_line() {
 cmd_status() {
   local i rc=0
   load_recorded_settings
-  echo "lab $LAB_DIR: Patroni $LAB_PATRONI ($(patroni_bin)), scope $LAB_SCOPE, $LAB_NODES nodes, consul server $SERVER_ADDR:$(consul_http_port)"
-  process_line "consul server" "$(consul_pidfile)" "$(consul_marker)" || rc=3
+  echo "lab $LAB_DIR: Patroni $LAB_PATRONI ($(patroni_bin)), scope $LAB_SCOPE, $LAB_NODES nodes, consul server $(server_addr):$(consul_http_port)"
+  if [ -n "$LAB_CONSUL_OF" ]; then echo "  consul: $LAB_CONSUL_OF's (server and node agents)";
+  else process_line "consul server" "$(consul_pidfile)" "$(consul_marker)" || rc=3; fi
   process_line haproxy "$(haproxy_pidfile)" "$(haproxy_marker)" || rc=3
   if [ -n "$LAB_PGBEACON" ] || [ -s "$(prometheus_pidfile)" ]; then
     process_line prometheus "$(prometheus_pidfile)" "$(prometheus_marker)" || rc=3
   fi
   for i in $(nodes); do
-    process_line "consul $(node_name "$i")" "$(consul_pidfile "$i")" "$(consul_marker "$i")" || rc=3
+    [ -n "$LAB_CONSUL_OF" ] || process_line "consul $(node_name "$i")" "$(consul_pidfile "$i")" "$(consul_marker "$i")" || rc=3
     process_line "patroni $(node_name "$i")" "$(patroni_pidfile "$i")" "$(patroni_marker "$i")" || rc=3
     process_line "pgbouncer $(node_name "$i")" "$(pgbouncer_pidfile "$i")" "$(pgbouncer_marker "$i")" || rc=3
     if [ -n "$LAB_PGBEACON" ] || [ -s "$(pgbeacon_pidfile "$i")" ]; then
@@ -1086,8 +1172,8 @@ LAB_PATRONICTL=$(patronictl_bin)
 LAB_PG_BIN=$PG_BIN
 LAB_NODES=$LAB_NODES
 LAB_BASE_PORT=$LAB_BASE_PORT
-LAB_CONSUL_HTTP=$SERVER_ADDR:$(consul_http_port)
-LAB_CONSUL_ADDR=$SERVER_ADDR
+LAB_CONSUL_HTTP=$(server_addr):$(consul_http_port)
+LAB_CONSUL_ADDR=$(server_addr)
 LAB_CONSUL_HTTP_PORT=$(consul_http_port)
 LAB_CONSUL_DNS_PORT=$(consul_dns_port)
 LAB_CONSUL_SERVER_PORT=$(consul_server_port)
@@ -1119,7 +1205,7 @@ EOF
 ${p}_NAME=$(node_name "$i")
 ${p}_DIR=$(node_dir "$i")
 ${p}_ADDR=$(node_addr "$i")
-${p}_CONSUL_HTTP=$(node_addr "$i"):$(node_consul_http_port "$i")
+${p}_CONSUL_HTTP=$(node_consul_addr "$i"):$(node_consul_http_port "$i")
 ${p}_CONSUL_DNS_PORT=$(node_consul_dns_port "$i")
 ${p}_PG_PORT=$(pg_port "$i")
 ${p}_REST_PORT=$(rest_port "$i")

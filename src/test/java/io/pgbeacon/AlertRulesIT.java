@@ -102,7 +102,9 @@ class AlertRulesIT {
   static List<Weakening> weakenings() {
     String noPrimary = "sum by (scope) (pgbeacon_view_status{view=\"primary\", status=\"passing\", scope!=\"\"}) == 0";
     return List.of(
-        new Weakening("NoPrimary fires on a switchover's gap", "== 0\n        for: 10s", "== 0\n        for: 0s"),
+        new Weakening("NoPrimary fires on a switchover's gap", "[1h])) == 1\n        for: 10s",
+            "[1h])) == 1\n        for: 0s"),
+        new Weakening("a standby cluster counts as one without a primary", "\n          unless on (scope)\n", "\n          or on (scope)\n"),
         new Weakening("TwoPrimaries fires on a scrape skew", "> 1\n        for: 10s", "> 1\n        for: 0s"),
         new Weakening("an empty scope counts as a cluster", noPrimary, noPrimary.replace(", scope!=\"\"", "")),
         new Weakening("Down fires on a restart", "up{job=\"pgbeacon\"} == 0\n        for: 1m",

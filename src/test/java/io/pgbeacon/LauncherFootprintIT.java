@@ -116,7 +116,7 @@ class LauncherFootprintIT {
           HttpResponse.BodyHandlers.discarding());
       Await.pause(Duration.ofSeconds(1));
     }
-    assertTrue(new ConsulHttp(consul.address()).checkStatus("service:patroni-primary-node1")
+    assertTrue(new ConsulHttp(consul.address()).checkStatus("service:patroni-primary/pgbeacon-lab/node1")
         .equals("passing"), "the primary check is passing in Consul");
 
     // The launcher execs the JVM: the PID is the JVM's.

@@ -34,8 +34,8 @@ class MonitorIT {
   private static final String SCOPE = "pgbeacon-lab"; // the recorded lab's
   private static final String LEADER_KEY = "service/" + SCOPE + "/leader";
   private static final String FAILOVER_KEY = "service/" + SCOPE + "/failover";
-  private static final String PRIMARY_CHECK = "service:patroni-primary-node1";
-  private static final String REPLICA_CHECK = "service:patroni-replica-node1";
+  private static final String PRIMARY_CHECK = "service:patroni-primary/pgbeacon-lab/node1";
+  private static final String REPLICA_CHECK = "service:patroni-replica/pgbeacon-lab/node1";
   private static final Duration SOON = Duration.ofSeconds(10);
 
   @TempDir static Path dir;

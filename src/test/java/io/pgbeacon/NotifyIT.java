@@ -29,7 +29,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class NotifyIT {
 
-  private static final String REPLICA_CHECK = "service:patroni-replica-node2";
+  private static final String REPLICA_CHECK = "service:patroni-replica/pgbeacon-lab/node2";
   private static final Duration SOON = Duration.ofSeconds(20);
 
   @TempDir static Path dir;

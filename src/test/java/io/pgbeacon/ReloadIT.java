@@ -36,7 +36,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class ReloadIT {
 
-  private static final String REPLICA_CHECK = "service:patroni-replica-node2";
+  private static final String REPLICA_CHECK = "service:patroni-replica/pgbeacon-lab/node2";
   private static final String MASTER = "b1e5e7a0-5d4c-4f3e-9a2b-000000000012";
   private static final Duration SOON = Duration.ofSeconds(20);
   private static final ObjectMapper JSON = new ObjectMapper();

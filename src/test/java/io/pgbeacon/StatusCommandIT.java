@@ -66,7 +66,7 @@ class StatusCommandIT {
   void printsTheNodeItsViewsAndItsConsulChecks() {
     Run run = Await.until("node1 passing as primary, its check pushed", SOON, () -> status("--config",
         config.toString()),
-        r -> r.out.matches("(?s).*\n  primary {9}passing .*\n  service:patroni-primary-node1 +passing .*"));
+        r -> r.out.matches("(?s).*\n  primary {9}passing .*\n  service:patroni-primary/pgbeacon-lab/node1 +passing .*"));
     assertEquals(0, run.exit, run.err);
     assertEquals("", run.err);
     assertTrue(run.out.startsWith("node node1, scope pgbeacon-lab, role primary, Patroni 4.1.5, pgbeacon test\n"),
@@ -79,7 +79,7 @@ class StatusCommandIT {
     assertTrue(run.out.contains("\n  standby-leader  critical  primary  (wrong role; "), run.out);
     assertTrue(Pattern.compile("(?m)^  patroni    primary, running, holds the leader lock  \\(took \\d+\\.\\d ms, at ")
         .matcher(run.out).find(), run.out);
-    assertTrue(Pattern.compile("(?m)^  service:patroni-primary-node1 +passing   \"primary, timeline 1\"  at \\S+, ok$")
+    assertTrue(Pattern.compile("(?m)^  service:patroni-primary/pgbeacon-lab/node1 +passing   \"primary, timeline 1\"  at \\S+, ok$")
         .matcher(run.out).find(), run.out);
   }
 

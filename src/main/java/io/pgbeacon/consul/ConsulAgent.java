@@ -32,6 +32,12 @@ public interface ConsulAgent extends AutoCloseable {
   Map<String, CheckState> checks() throws ConsulException;
 
   /**
+   * The agent's services by ID, with their name and meta: how a start finds this node's services of the old ID form
+   * to retire.
+   */
+  Map<String, ServiceEntry> services() throws ConsulException;
+
+  /**
    * A blocking read of one KV key: returns when the key's index moves past {@code index} or after about
    * {@code wait}. Blocks far longer than the other calls: give it a thread of its own.
    */
@@ -50,6 +56,13 @@ public interface ConsulAgent extends AutoCloseable {
 
   /** A key's value (empty when absent) and Consul's index for the next blocking read. */
   record KeyRead(Optional<String> value, long index) {}
+
+  /** One service as the agent holds it. */
+  record ServiceEntry(String name, Map<String, String> meta) {
+    public ServiceEntry {
+      meta = Map.copyOf(meta);
+    }
+  }
 
   /** One check as the agent holds it. */
   record CheckState(Status status, String output) {}

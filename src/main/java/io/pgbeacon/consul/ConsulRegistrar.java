@@ -40,6 +40,11 @@ import org.slf4j.LoggerFactory;
  * ({@link ConsulAgent#giveUpAfter()}) may land late; then everything is pushed again {@code consul.timeout} after
  * Consul answers again, so that the latest word is the last applied.
  *
+ * <p>Service IDs are {@code <service>/<scope>/<node>} ({@link ServiceRegistration#idOf}), so nothing is registered
+ * before Patroni has named both. The first sync that can register first retires this node's services of the old
+ * form {@code <service>-<node>} that carry its scope (or none), so an upgrade leaves no orphan passing beside the new
+ * ones; another cluster's old-form service of the same node name on a shared agent is left alone.
+ *
  * <p>A verdict older than the freshness limit is pushed as critical "verdict stale": the TTL refresh never carries
  * a verdict the poll loop has stopped renewing.
  *
@@ -85,6 +90,8 @@ public final class ConsulRegistrar {
   private boolean busy;
   private boolean late;
   private boolean stopped;
+  /** The old-form IDs of this node were looked for and removed (answered calls only). */
+  private boolean retired;
   /** A call given up on may still be applied: push everything again once Consul answers. */
   private boolean unsettled;
   private long refreshTimer = -1;
@@ -98,7 +105,8 @@ public final class ConsulRegistrar {
 
   /** What one sync confirmed, and the failure that ended it early, if any. */
   private record SyncResult(Map<Config.View, ServiceRegistration> registered, Map<Config.View, Pushed> pushed,
-      Optional<Config.View> registerFailed, Optional<ConsulAgent.ConsulException> failure, int calls) {}
+      Optional<Config.View> registerFailed, Optional<ConsulAgent.ConsulException> failure, int calls,
+      boolean retired) {}
 
   public ConsulRegistrar(Vertx vertx, ConsulAgent agent, Config config, String version, Freshness freshness,
       TimeSource time, Metrics metrics) {
@@ -167,7 +175,7 @@ public final class ConsulRegistrar {
     NodeHealth health = freshness.apply(latest, time.nanos());
     Optional<List<ServiceRegistration>> wanted = registrations(health);
     if (wanted.isEmpty()) {
-      return; // node name not known yet: nothing can be registered
+      return; // node name or scope not known yet: nothing can be registered
     }
     busy = true;
     late = false;
@@ -178,13 +186,14 @@ public final class ConsulRegistrar {
     aliveDue = false;
     Map<Config.View, ServiceRegistration> knownShapes = Map.copyOf(registered);
     Map<Config.View, Pushed> knownChecks = Map.copyOf(pushed);
+    boolean retire = !retired;
     deadlineTimer = vertx.setTimer(config.consul().timeout().toMillis(), id -> {
       deadlineTimer = -1;
       late = true;
       failures.failed("no answer within " + Units.formatDuration(config.consul().timeout())
           + " (waiting for it: calls are applied in order)", "newer verdicts follow once it answers");
     });
-    worker.executeBlocking(() -> sync(wanted.get(), health, knownShapes, knownChecks, refresh, alive), false)
+    worker.executeBlocking(() -> sync(wanted.get(), health, knownShapes, knownChecks, refresh, alive, retire), false)
         .onComplete(ar -> {
           busy = false;
           synced = health;
@@ -204,6 +213,7 @@ public final class ConsulRegistrar {
   private void settle(SyncResult result) {
     registered.putAll(result.registered());
     pushed.putAll(result.pushed());
+    retired |= result.retired();
     if (result.failure().isPresent()) {
       result.registerFailed().ifPresent(registered::remove);
       failed(result.failure().get());
@@ -244,14 +254,19 @@ public final class ConsulRegistrar {
   /** Runs on the worker: brings Consul to the wanted state, and reports what it confirmed. Never throws. */
   private SyncResult sync(List<ServiceRegistration> wanted, NodeHealth health,
       Map<Config.View, ServiceRegistration> knownShapes, Map<Config.View, Pushed> knownChecks, boolean refresh,
-      boolean alive) {
+      boolean alive, boolean retire) {
     Map<Config.View, ServiceRegistration> nowRegistered = new EnumMap<>(Config.View.class);
     Map<Config.View, Pushed> nowPushed = new EnumMap<>(Config.View.class);
     int calls = 0;
     List<Config.View> views = Config.View.IN_CONSUL;
     Config.View current = null;
     boolean registering = false;
+    boolean retiredNow = false;
     try {
+      if (retire) {
+        calls += retire(health.node().get(), health.scope().get());
+        retiredNow = true;
+      }
       for (int i = 0; i < views.size(); i++) {
         Config.View view = current = views.get(i);
         ServiceRegistration want = wanted.get(i);
@@ -287,11 +302,44 @@ public final class ConsulRegistrar {
         }
         nowPushed.put(view, now);
       }
-      return new SyncResult(nowRegistered, nowPushed, Optional.empty(), Optional.empty(), calls);
+      return new SyncResult(nowRegistered, nowPushed, Optional.empty(), Optional.empty(), calls, retiredNow);
     } catch (ConsulAgent.ConsulException e) {
       return new SyncResult(nowRegistered, nowPushed, registering ? Optional.of(current) : Optional.empty(),
-          Optional.of(e), calls);
+          Optional.of(e), calls, retiredNow);
     }
+  }
+
+  /** Runs on the worker: deregisters this node's services of the old ID form; returns the calls made. */
+  private int retire(String node, String scope) throws ConsulAgent.ConsulException {
+    List<String> old = legacyIds(agent.services(), serviceNames(), node, scope);
+    for (String id : old) {
+      agent.deregister(id);
+      log.info("[{}] deregistered: the ID form before <service>/<scope>/<node>", id);
+    }
+    return 1 + old.size();
+  }
+
+  private List<String> serviceNames() {
+    return List.of(config.services().primary().name(), config.services().replica().asService().name());
+  }
+
+  /**
+   * The services on the agent that an older pgbeacon registered for this node: ID {@code <name>-<node>} of one of
+   * our service names, with meta naming this node and this scope (or no scope). Another cluster's member of the same
+   * name registered the same ID: its meta names its own scope, and it is not ours to remove.
+   */
+  static List<String> legacyIds(Map<String, ConsulAgent.ServiceEntry> services, List<String> names, String node,
+      String scope) {
+    List<String> ids = new ArrayList<>();
+    for (String name : names) {
+      String id = ServiceRegistration.legacyIdOf(name, node);
+      ConsulAgent.ServiceEntry entry = services.get(id);
+      if (entry != null && entry.name().equals(name) && node.equals(entry.meta().getOrDefault("node", node))
+          && scope.equals(entry.meta().getOrDefault("scope", scope))) {
+        ids.add(id);
+      }
+    }
+    return ids;
   }
 
   /** Registers {@code want} with both checks, then sets the verdict's output (registration sets only status). */
@@ -476,12 +524,13 @@ public final class ConsulRegistrar {
     return true;
   }
 
-  /** The two registrations the verdict asks for; empty while the node's name is unknown. */
+  /** The two registrations the verdict asks for; empty while the node's name or its cluster's scope is unknown. */
   Optional<List<ServiceRegistration>> registrations(NodeHealth health) {
-    if (health.node().isEmpty()) {
+    if (health.node().isEmpty() || health.scope().isEmpty()) {
       return Optional.empty();
     }
     String node = health.node().get();
+    String scope = health.scope().get();
     // While Patroni is unreachable the verdict knows no role: keep advertising the last known shape.
     boolean knowsFacts = health.role().isPresent();
     List<ServiceRegistration> list = new ArrayList<>();
@@ -496,7 +545,7 @@ public final class ConsulRegistrar {
         Config.Service service = view == Config.View.PRIMARY
             ? config.services().primary() : config.services().replica().asService();
         r = new ServiceRegistration(
-            service.name() + "-" + node,
+            ServiceRegistration.idOf(service.name(), scope, node),
             service.name(),
             tags(health),
             config.services().address().or(health::host).orElse(""),

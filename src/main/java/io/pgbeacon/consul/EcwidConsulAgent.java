@@ -172,6 +172,24 @@ public final class EcwidConsulAgent implements ConsulAgent {
   }
 
   @Override
+  public Map<String, ServiceEntry> services() throws ConsulException {
+    HttpResponse response = call("read_services", "read services", () -> raw.makeGetRequest("/v1/agent/services"));
+    Map<String, ServiceEntry> services = new LinkedHashMap<>();
+    try {
+      JsonNode root = JSON.readTree(response.getContent());
+      for (var it = root.fields(); it.hasNext(); ) {
+        var entry = it.next();
+        Map<String, String> meta = new LinkedHashMap<>();
+        entry.getValue().path("Meta").fields().forEachRemaining(m -> meta.put(m.getKey(), m.getValue().asText()));
+        services.put(entry.getKey(), new ServiceEntry(entry.getValue().path("Service").asText(), meta));
+      }
+    } catch (IOException e) {
+      throw new ConsulException("read services: not JSON (" + e.getMessage() + ")", false);
+    }
+    return services;
+  }
+
+  @Override
   public KeyRead readKey(String key, long index, Duration wait) throws ConsulException {
     long seconds = Math.max(1, Math.min(wait.toSeconds(), MAX_WAIT.toSeconds()));
     KeyRead[] result = new KeyRead[1];

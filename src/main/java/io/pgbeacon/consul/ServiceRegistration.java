@@ -16,7 +16,8 @@ import java.util.Objects;
  *       {@code deregisterCriticalAfter}, so only a service whose pgbeacon has been gone that long is removed.
  * </ul>
  *
- * @param id unique on the agent: {@code <name>-<node>}, so several nodes can share one agent
+ * @param id unique on the agent: {@code <name>/<scope>/<node>} ({@link #idOf}), so several nodes — of one cluster or
+ *     of several, even with the same member names — can share one agent
  * @param aliveTtl the liveness check's TTL ({@link io.pgbeacon.config.Config.Consul#aliveTtl()})
  * @param status the verdict check's status at registration, so a re-registration does not flap it to critical
  */
@@ -38,6 +39,22 @@ public record ServiceRegistration(
     tags = List.copyOf(tags);
     meta = Map.copyOf(meta);
     Objects.requireNonNull(status, "status");
+  }
+
+  /**
+   * The service ID of {@code name} for member {@code node} of cluster {@code scope}. Patroni's own register_service
+   * uses {@code <scope>/<name>}; with the service name in front, ours never meets Patroni's nor another cluster's.
+   */
+  public static String idOf(String name, String scope, String node) {
+    return name + "/" + scope + "/" + node;
+  }
+
+  /**
+   * The ID pgbeacon 0.x gave the same service, {@code <name>-<node>}: without the scope, two clusters' nodes of one
+   * name collided on a shared agent. Retired at start ({@link ConsulRegistrar}).
+   */
+  static String legacyIdOf(String name, String node) {
+    return name + "-" + node;
   }
 
   /** The verdict check. */

@@ -59,6 +59,13 @@ public record NodeHealth(
         observedAt);
   }
 
+  /** The same verdict and facts, with the cluster's scope set to {@code known} where Patroni did not say it. */
+  public NodeHealth orScope(Optional<String> known) {
+    return scope.isPresent() || known.isEmpty() ? this
+        : new NodeHealth(node, known, role, timeline, lagBytes, sync, quorum, patroniVersion, host, primary, replica,
+            observedAt);
+  }
+
   /** The same verdict, as observed at {@code when}. */
   public NodeHealth observedAt(long when) {
     return new NodeHealth(node, scope, role, timeline, lagBytes, sync, quorum, patroniVersion, host, primary, replica,

@@ -11,7 +11,8 @@ import java.util.Optional;
  *
  * <p>A verdict is as old as the older of the two observations it rests on. The node's name, once Patroni gave it,
  * is kept for the readings that name no one (Patroni unreachable), so Consul is still told; a renamed member or a
- * lookup that now finds another name wins.
+ * lookup that now finds another name wins. The cluster's scope is kept the same way: the Consul service IDs and the
+ * metrics' labels carry it.
  */
 public final class Observations {
 
@@ -24,6 +25,7 @@ public final class Observations {
   private final boolean probesPgBouncer;
   private boolean bouncerProbed;
   private Optional<String> learnedNode = Optional.empty();
+  private Optional<String> learnedScope = Optional.empty();
   private StreamHistory streams = StreamHistory.NONE;
   private volatile Latest latest = new Latest(Optional.empty(), Optional.empty());
 
@@ -99,8 +101,9 @@ public final class Observations {
 
   /** The verdict of the latest observations and {@code dcs}; remembers the node's name it finds. */
   public NodeHealth verdict(DcsLeader dcs) {
-    NodeHealth health = evaluate(reading, dcs);
+    NodeHealth health = evaluate(reading, dcs).orScope(learnedScope);
     learnedNode = health.node().or(() -> learnedNode);
+    learnedScope = health.scope();
     return health;
   }
 

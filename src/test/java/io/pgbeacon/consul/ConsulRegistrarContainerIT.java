@@ -57,7 +57,7 @@ class ConsulRegistrarContainerIT {
       ConsulHttp http = new ConsulHttp(address);
       Await.until("primary passing", Duration.ofSeconds(20), () -> http.passingNodes("patroni-primary"),
           List.of("tc1")::equals);
-      assertEquals("critical", http.checkStatus("service:patroni-replica-tc1"));
+      assertEquals("critical", http.checkStatus("service:patroni-replica/demo/tc1"));
     } finally {
       vertx.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
     }

@@ -89,13 +89,13 @@ class ConsulRegistrarIT {
 
     // Registration sets the status, the TTL update right after it sets the output.
     Await.until("primary check passing with the verdict's reason", SOON,
-        () -> http.check("service:patroni-primary-node1"),
+        () -> http.check("service:patroni-primary/demo/node1"),
         c -> "passing".equals(c.path("Status").asText()) && "primary, timeline 1".equals(c.path("Output").asText()));
     // The replica service is registered right after the primary's, on the same worker thread.
-    Await.until("replica check registered critical", SOON, () -> http.checkStatus("service:patroni-replica-node1"),
+    Await.until("replica check registered critical", SOON, () -> http.checkStatus("service:patroni-replica/demo/node1"),
         "critical"::equals);
 
-    JsonNode service = http.service("patroni-primary-node1");
+    JsonNode service = http.service("patroni-primary/demo/node1");
     assertEquals("patroni-primary", service.path("Service").asText());
     assertEquals(6432, service.path("Port").asInt());
     assertEquals("127.0.0.1", service.path("Address").asText());
@@ -107,11 +107,11 @@ class ConsulRegistrarIT {
 
     // A switchover seen from this node: demoted, then a replica.
     publish(health("node1", "master", Healths.fail("PostgreSQL stopping (role master)"), Healths.fail("PostgreSQL stopping")));
-    Await.until("primary check critical", SOON, () -> http.checkStatus("service:patroni-primary-node1"),
+    Await.until("primary check critical", SOON, () -> http.checkStatus("service:patroni-primary/demo/node1"),
         "critical"::equals);
     publish(health("node1", "replica", Healths.park("replica"), Healths.pass("replica, lag 0B")));
     Await.until("replica passing", SOON, () -> http.passingNodes("patroni-replica"), List.of("node1")::equals);
-    assertEquals(List.of("replica", "async", "demo"), list(http.service("patroni-replica-node1").path("Tags")),
+    assertEquals(List.of("replica", "async", "demo"), list(http.service("patroni-replica/demo/node1").path("Tags")),
         "tags follow the role");
     assertTrue(http.passingNodes("patroni-primary").isEmpty());
   }
@@ -127,23 +127,23 @@ class ConsulRegistrarIT {
 
     Await.until("replica registered and passing again", SOON, () -> http.passingNodes("patroni-replica"),
         nodes -> nodes.contains("node2"));
-    assertEquals("critical", http.checkStatus("service:patroni-primary-node2"));
+    assertEquals("critical", http.checkStatus("service:patroni-primary/demo/node2"));
   }
 
   @Test
   void marksBothChecksCriticalOnStop() throws Exception {
     registrar = registrar("node3", "critical");
     publish(health("node3", "primary", Healths.pass("primary"), Healths.park("primary")));
-    Await.until("primary passing", SOON, () -> http.checkStatus("service:patroni-primary-node3"), "passing"::equals);
+    Await.until("primary passing", SOON, () -> http.checkStatus("service:patroni-primary/demo/node3"), "passing"::equals);
 
     long started = System.nanoTime();
     stop().get(5, TimeUnit.SECONDS);
     long millis = (System.nanoTime() - started) / 1_000_000;
 
-    assertEquals("critical", http.checkStatus("service:patroni-primary-node3"));
-    assertEquals("pgbeacon stopped", http.check("service:patroni-primary-node3").path("Output").asText());
-    assertEquals("critical", http.checkStatus("service:patroni-replica-node3"));
-    assertEquals("critical", http.checkStatus("service:patroni-primary-node3:pgbeacon"), "the liveness check too");
+    assertEquals("critical", http.checkStatus("service:patroni-primary/demo/node3"));
+    assertEquals("pgbeacon stopped", http.check("service:patroni-primary/demo/node3").path("Output").asText());
+    assertEquals("critical", http.checkStatus("service:patroni-replica/demo/node3"));
+    assertEquals("critical", http.checkStatus("service:patroni-primary/demo/node3:pgbeacon"), "the liveness check too");
     assertTrue(millis < 1000, "stop took " + millis + "ms");
     registrar = null;
   }
@@ -152,10 +152,10 @@ class ConsulRegistrarIT {
   void deregistersOnStopWhenAskedTo() throws Exception {
     registrar = registrar("node4", "deregister");
     publish(health("node4", "replica", Healths.park("replica"), Healths.pass("replica, lag 0B")));
-    Await.until("replica passing", SOON, () -> http.checkStatus("service:patroni-replica-node4"), "passing"::equals);
+    Await.until("replica passing", SOON, () -> http.checkStatus("service:patroni-replica/demo/node4"), "passing"::equals);
     stop().get(5, TimeUnit.SECONDS);
-    assertEquals("absent", http.checkStatus("service:patroni-replica-node4"));
-    assertTrue(http.service("patroni-primary-node4").isMissingNode());
+    assertEquals("absent", http.checkStatus("service:patroni-replica/demo/node4"));
+    assertTrue(http.service("patroni-primary/demo/node4").isMissingNode());
     registrar = null;
   }
 
@@ -163,7 +163,7 @@ class ConsulRegistrarIT {
   void sendsTheTokenOnlyInTheHeader() throws Exception {
     registrar = registrar("node5", "critical");
     publish(health("node5", "replica", Healths.park("replica"), Healths.pass("replica, lag 0B")));
-    Await.until("replica passing", SOON, () -> http.checkStatus("service:patroni-replica-node5"), "passing"::equals);
+    Await.until("replica passing", SOON, () -> http.checkStatus("service:patroni-replica/demo/node5"), "passing"::equals);
     // ACLs deny anonymous writes, so the registration above proves the token was sent; Consul's debug log shows
     // every request URL, so the token must not be in it.
     String log = Files.readString(consul.log());
@@ -185,23 +185,23 @@ class ConsulRegistrarIT {
       NodeHealth withdrawn = health("node6", "primary", Healths.fail("switchover to node2 requested"),
           Healths.park("primary"));
       publish(withdrawn);
-      Await.until("the primary withdrawn in Consul", SOON, () -> standIn.check("service:patroni-primary-node6"),
+      Await.until("the primary withdrawn in Consul", SOON, () -> standIn.check("service:patroni-primary/demo/node6"),
           c -> c != null && c.status().equals("critical") && c.output().equals("switchover to node2 requested"));
 
       // One sync: the primary's pass is applied and answered; the replica's update is applied, never answered.
       Await.until("the first sync's replica update applied too", SOON,
-          () -> standIn.check("service:patroni-replica-node6"), c -> c != null && c.output().equals("primary"));
+          () -> standIn.check("service:patroni-replica/demo/node6"), c -> c != null && c.output().equals("primary"));
       Await.pause(Duration.ofMillis(300));
-      standIn.dropAfterApplying("/service:patroni-replica-node6"); // the update's path: /v1/agent/check/update/<id>
+      standIn.dropAfterApplying("/service:patroni-replica/demo/node6"); // the update's path: /v1/agent/check/update/<id>
       publish(health("node6", "primary", Healths.pass("primary, timeline 7"), Healths.fail("PostgreSQL restarting")));
       Await.until("the pass applied and the replica's update dropped", SOON,
-          () -> standIn.check("service:patroni-primary-node6").status(), "passing"::equals);
-      Await.until("the replica's update applied", SOON, () -> standIn.check("service:patroni-replica-node6").output(),
+          () -> standIn.check("service:patroni-primary/demo/node6").status(), "passing"::equals);
+      Await.until("the replica's update applied", SOON, () -> standIn.check("service:patroni-replica/demo/node6").output(),
           "PostgreSQL restarting"::equals);
 
       publish(withdrawn); // exactly what the registrar last knew Consul to hold before the failed sync
       Await.until("the withdrawal reached Consul well before the next refresh (10 s)", Duration.ofSeconds(4),
-          () -> standIn.check("service:patroni-primary-node6").status(), "critical"::equals);
+          () -> standIn.check("service:patroni-primary/demo/node6").status(), "critical"::equals);
     }
   }
 
@@ -219,7 +219,7 @@ class ConsulRegistrarIT {
           services: {address: 127.0.0.1}
           """.formatted(stalled.address())), Freshness.UNBOUNDED);
       publish(health("node7", "primary", Healths.pass("primary, timeline 7"), Healths.park("primary")));
-      Await.until("primary passing", SOON, () -> agent.checkStatus("service:patroni-primary-node7"), "passing"::equals);
+      Await.until("primary passing", SOON, () -> agent.checkStatus("service:patroni-primary/demo/node7"), "passing"::equals);
 
       CompletableFuture<Void> stopped;
       long stopStarted;
@@ -240,7 +240,7 @@ class ConsulRegistrarIT {
       // For two TTLs: a pass applied after the stop would show here, passing again with a fresh TTL.
       long until = System.nanoTime() + Duration.ofMillis(6500).toNanos();
       while (System.nanoTime() < until) {
-        JsonNode check = agent.check("service:patroni-primary-node7");
+        JsonNode check = agent.check("service:patroni-primary/demo/node7");
         assertEquals("critical", check.path("Status").asText(), check.toString());
         // (once its TTL runs out: "TTL expired (last output before timeout follows): pgbeacon stopped")
         assertTrue(check.path("Output").asText().endsWith("pgbeacon stopped"), check.toString());
@@ -263,7 +263,7 @@ class ConsulRegistrarIT {
           """.formatted(stalled.address())), Freshness.UNBOUNDED);
       publish(health("node11", "replica", Healths.park("replica"), Healths.pass("replica, lag 0B")));
       ConsulHttp agent = new ConsulHttp(stalled.address());
-      Await.until("replica passing", SOON, () -> agent.checkStatus("service:patroni-replica-node11"),
+      Await.until("replica passing", SOON, () -> agent.checkStatus("service:patroni-replica/demo/node11"),
           "passing"::equals);
       stalled.signal("STOP");
       try {
@@ -289,13 +289,13 @@ class ConsulRegistrarIT {
         services: {address: 127.0.0.1}
         """.formatted(consul.address(), tokenFile("node8"))), new Freshness(Duration.ofSeconds(2)));
     publish(health("node8", "primary", Healths.pass("primary, timeline 7"), Healths.park("primary")));
-    Await.until("primary passing", SOON, () -> http.checkStatus("service:patroni-primary-node8"), "passing"::equals);
+    Await.until("primary passing", SOON, () -> http.checkStatus("service:patroni-primary/demo/node8"), "passing"::equals);
     // No newer verdict: the poll loop stopped. Well before the TTL (30 s) the check says so.
-    Await.until("critical: verdict stale", Duration.ofSeconds(5), () -> http.check("service:patroni-primary-node8"),
+    Await.until("critical: verdict stale", Duration.ofSeconds(5), () -> http.check("service:patroni-primary/demo/node8"),
         c -> "critical".equals(c.path("Status").asText())
             && c.path("Output").asText().startsWith("verdict stale: no observation in the last 2s"));
     publish(health("node8", "primary", Healths.pass("primary, timeline 7"), Healths.park("primary")));
-    Await.until("passing again on a fresh verdict", SOON, () -> http.checkStatus("service:patroni-primary-node8"),
+    Await.until("passing again on a fresh verdict", SOON, () -> http.checkStatus("service:patroni-primary/demo/node8"),
         "passing"::equals);
   }
 
@@ -311,7 +311,7 @@ class ConsulRegistrarIT {
       NodeHealth passing = health("node9", "primary", Healths.pass("primary, timeline 7"), Healths.park("primary"));
       NodeHealth failing = health("node9", "primary", Healths.fail("PgBouncer: refused"), Healths.park("primary"));
       publish(passing);
-      Await.until("primary passing", SOON, () -> standIn.check("service:patroni-primary-node9"),
+      Await.until("primary passing", SOON, () -> standIn.check("service:patroni-primary/demo/node9"),
           c -> c != null && c.status().equals("passing"));
 
       standIn.failing(true);
@@ -327,11 +327,41 @@ class ConsulRegistrarIT {
       standIn.failing(false);
       publish(failing);
       Await.until("the latest verdict in Consul once it answers", SOON,
-          () -> standIn.check("service:patroni-primary-node9").status(), "critical"::equals);
+          () -> standIn.check("service:patroni-primary/demo/node9").status(), "critical"::equals);
       assertEquals(1, log.at(Level.WARN).size(), "one WARN for the outage: " + log.at(Level.WARN));
       Await.until("one INFO when it ends", SOON,
           () -> log.at(Level.INFO).stream().filter(l -> l.contains("answering again")).count(), n -> n == 1L);
     }
+  }
+
+  /**
+   * An upgrade from the ID form {@code <service>-<node>}: this node's old services are removed at start, before the
+   * new ones are registered; another cluster's old service of the same node name on the same agent is left alone.
+   */
+  @Test
+  void retiresThisNodesServicesOfTheOldIdFormAndNoOneElses() throws Exception {
+    http.put("/v1/agent/service/register", oldForm("patroni-primary", "node15", "demo"));
+    http.put("/v1/agent/service/register", oldForm("patroni-replica", "node15", "other"));
+    assertEquals("passing", http.checkStatus("service:patroni-primary-node15"));
+
+    registrar = registrar("node15", "critical");
+    publish(health("node15", "replica", Healths.park("replica"), Healths.pass("replica, lag 0B")));
+
+    Await.until("the new replica service passing", SOON,
+        () -> http.checkStatus("service:patroni-replica/demo/node15"), "passing"::equals);
+    assertTrue(http.service("patroni-primary-node15").isMissingNode(), "this cluster's old primary service retired");
+    assertEquals("absent", http.checkStatus("service:patroni-primary-node15"));
+    assertEquals("other", http.service("patroni-replica-node15").path("Meta").path("scope").asText(),
+        "the other cluster's old service of the same node name stays");
+    assertEquals("critical", http.checkStatus("service:patroni-primary/demo/node15"));
+    http.put("/v1/agent/service/deregister/patroni-replica-node15", "");
+  }
+
+  private static String oldForm(String name, String node, String scope) {
+    return ("{\"ID\": \"%1$s-%2$s\", \"Name\": \"%1$s\", \"Tags\": [\"%3$s\"], \"Port\": 6432,"
+        + " \"Meta\": {\"node\": \"%2$s\", \"scope\": \"%3$s\"},"
+        + " \"Check\": {\"CheckID\": \"service:%1$s-%2$s\", \"TTL\": \"60s\", \"Status\": \"passing\"}}")
+        .formatted(name, node, scope);
   }
 
   @Test
@@ -358,7 +388,7 @@ class ConsulRegistrarIT {
       NodeHealth passing = health("node14", "primary", Healths.pass("primary, timeline 7"), Healths.park("primary"));
       NodeHealth failing = health("node14", "primary", Healths.fail("PgBouncer: refused"), Healths.park("primary"));
       publish(passing);
-      Await.until("primary passing", SOON, () -> agentHttp.checkStatus("service:patroni-primary-node14"),
+      Await.until("primary passing", SOON, () -> agentHttp.checkStatus("service:patroni-primary/demo/node14"),
           "passing"::equals);
       double errorsBefore = consulErrors(metrics);
       assertEquals(List.of(), log.at(Level.WARN), "no WARN before the outage");
@@ -371,14 +401,15 @@ class ConsulRegistrarIT {
       }
       agent.start(); // the same ports, no services
       Await.until("the agent holds both services again, the primary passing with the latest verdict", SOON,
-          () -> agentHttp.check("service:patroni-primary-node14"),
+          () -> agentHttp.check("service:patroni-primary/demo/node14"),
           c -> "passing".equals(c.path("Status").asText())
               && "primary, timeline 7".equals(c.path("Output").asText()));
       double seconds = (System.nanoTime() - killed) / 1e9;
       // The replica service is registered right after the primary's, on the same worker thread.
       Await.until("the replica service back, critical (wrong role)", SOON,
-          () -> agentHttp.checkStatus("service:patroni-replica-node14"), "critical"::equals);
-      for (String alive : List.of("service:patroni-primary-node14:pgbeacon", "service:patroni-replica-node14:pgbeacon")) {
+          () -> agentHttp.checkStatus("service:patroni-replica/demo/node14"), "critical"::equals);
+      for (String alive : List.of("service:patroni-primary/demo/node14:pgbeacon",
+          "service:patroni-replica/demo/node14:pgbeacon")) {
         Await.until(alive + " passing", SOON, () -> agentHttp.checkStatus(alive), "passing"::equals);
       }
 
@@ -418,14 +449,14 @@ class ConsulRegistrarIT {
   void aReplicaLagMovingByBytesDoesNotReRegisterIt() throws Exception {
     registrar = registrar("node10", "critical");
     publish(health("node10", "replica", Healths.park("replica"), Healths.pass("replica, lag 100B")));
-    Await.until("replica passing", SOON, () -> http.checkStatus("service:patroni-replica-node10"), "passing"::equals);
+    Await.until("replica passing", SOON, () -> http.checkStatus("service:patroni-replica/demo/node10"), "passing"::equals);
     long index = catalogIndex("patroni-replica", "node10");
     for (int lag = 200; lag <= 4200; lag += 500) { // refreshes every second (ttl 3s) carry each new lag
       publish(Healths.replica("node10").timeline(7).host("127.0.0.1").lag(lag).build());
       Await.pause(Duration.ofMillis(500));
     }
     assertEquals(index, catalogIndex("patroni-replica", "node10"), "the service was registered again");
-    assertEquals("0", http.service("patroni-replica-node10").path("Meta").path("lag_bytes").asText());
+    assertEquals("0", http.service("patroni-replica/demo/node10").path("Meta").path("lag_bytes").asText());
   }
 
   /**
@@ -440,7 +471,7 @@ class ConsulRegistrarIT {
   void aHealthyNodesWrongRoleServiceIsNeverReapedButAStoppedOnesIs() throws Exception {
     ConsulHttp agent = new ConsulHttp(reaping.address());
     Await.until("node13's services removed after deregister-critical-after (1m)", Duration.ofSeconds(120)
-        .minus(Duration.ofNanos(System.nanoTime() - reapingSince)), () -> agent.service("patroni-replica-node13")
+        .minus(Duration.ofNanos(System.nanoTime() - reapingSince)), () -> agent.service("patroni-replica/demo/node13")
         .isMissingNode(), gone -> gone);
     // The reaper pass that removed node13's services is the one that would remove node12's too; a registrar that
     // re-registers at its next refresh leaves a gap of under a second right after it: keep sampling past it.
@@ -488,13 +519,13 @@ class ConsulRegistrarIT {
     });
     started.get(20, TimeUnit.SECONDS);
     reapingSince = System.nanoTime();
-    assertEquals("critical", agent.checkStatus("service:patroni-replica-node13:pgbeacon"), "node13 stopped");
-    Await.until("node12 registered", SOON, () -> agent.checkStatus("service:patroni-primary-node12"),
+    assertEquals("critical", agent.checkStatus("service:patroni-replica/demo/node13:pgbeacon"), "node13 stopped");
+    Await.until("node12 registered", SOON, () -> agent.checkStatus("service:patroni-primary/demo/node12"),
         "critical"::equals);
     reapSampler = new Thread(() -> {
       while (!Thread.currentThread().isInterrupted()) {
         try {
-          for (String id : List.of("patroni-primary-node12", "patroni-replica-node12")) {
+          for (String id : List.of("patroni-primary/demo/node12", "patroni-replica/demo/node12")) {
             if (agent.service(id).isMissingNode()) {
               reapGaps.add(id + " at +" + (System.nanoTime() - reapingSince) / 1_000_000 + "ms");
             }

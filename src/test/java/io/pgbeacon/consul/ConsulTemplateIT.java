@@ -230,18 +230,23 @@ class ConsulTemplateIT {
 
   private static void register(String service, String node, String scope) {
     put("/v1/agent/service/register", """
-        {"ID": "%s-%s", "Name": "%s", "Tags": ["%s"], "Address": "127.0.0.1", "Port": %d,
+        {"ID": "%s/%s/%s", "Name": "%s", "Tags": ["%s"], "Address": "127.0.0.1", "Port": %d,
          "Meta": {"node": "%s", "scope": "%s"},
          "Check": {"TTL": "10m", "DeregisterCriticalServiceAfter": "10m"}}"""
-        .formatted(service, node, service, scope, nodes.get(node).port(), node, scope));
+        .formatted(service, scope, node, service, scope, nodes.get(node).port(), node, scope));
   }
 
   private static void pass(String service, String node) {
-    put("/v1/agent/check/pass/service:" + service + "-" + node, "");
+    put("/v1/agent/check/pass/service:" + service + "/" + scopeOf(node) + "/" + node, "");
   }
 
   private static void fail(String service, String node) {
-    put("/v1/agent/check/fail/service:" + service + "-" + node, "");
+    put("/v1/agent/check/fail/service:" + service + "/" + scopeOf(node) + "/" + node, "");
+  }
+
+  /** The service IDs carry the scope (patroni-primary/<scope>/<node>); other1 is the other cluster's. */
+  private static String scopeOf(String node) {
+    return node.equals("other1") ? "other-cluster" : SCOPE;
   }
 
   /** A token with exactly consul/consul-template-acl-policy.hcl: the template must render with no more. */

@@ -223,6 +223,11 @@ class DcsWatchTest {
     }
 
     @Override
+    public Map<String, ServiceEntry> services() {
+      throw new UnsupportedOperationException();
+    }
+
+    @Override
     public Duration giveUpAfter() {
       return Duration.ofSeconds(60);
     }

@@ -157,6 +157,11 @@ class KeyWatchTest {
     }
 
     @Override
+    public java.util.Map<String, ServiceEntry> services() {
+      throw new UnsupportedOperationException();
+    }
+
+    @Override
     public Duration giveUpAfter() {
       return Duration.ofSeconds(60);
     }

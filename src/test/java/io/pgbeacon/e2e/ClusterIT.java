@@ -89,7 +89,7 @@ class ClusterIT {
     Psql.Result read = psql(lab.haproxyPort("read"), "select pg_is_in_recovery()");
     assertEquals("t", read.output(), "HAProxy's read port reaches a replica: " + read);
 
-    JsonNode service = agentOf(leader).service("patroni-primary-" + leader);
+    JsonNode service = agentOf(leader).service("patroni-primary/" + lab.scope() + "/" + leader);
     JsonNode patroni = patroni(leader);
     assertEquals(lab.scope(), service.path("Meta").path("scope").asText());
     assertEquals(patroni.path("patroni").path("version").asText(), service.path("Meta").path("patroni_version").asText());
@@ -97,7 +97,7 @@ class ClusterIT {
     assertEquals(lab.address(leader), service.path("Address").asText());
     // Patroni 3 says "master", 4 says "primary": the tag is Patroni's own word.
     assertTrue(list(service.path("Tags")).contains(patroni.path("role").asText()), service.toString());
-    assertTrue(list(agentOf(replicas.get(0)).service("patroni-replica-" + replicas.get(0)).path("Tags"))
+    assertTrue(list(agentOf(replicas.get(0)).service("patroni-replica/" + lab.scope() + "/" + replicas.get(0)).path("Tags"))
         .contains("async"));
     everyMetricsPagePassesPromtool();
   }
@@ -125,7 +125,7 @@ class ClusterIT {
     try {
       Await.until("no passing primary while PgBouncer is down", CONVERGE,
           () -> consul.passingNodes("patroni-primary"), List::isEmpty);
-      JsonNode check = agentOf(leader).check("service:patroni-primary-" + leader);
+      JsonNode check = agentOf(leader).check("service:patroni-primary/" + lab.scope() + "/" + leader);
       assertEquals("critical", check.path("Status").asText());
       assertTrue(check.path("Output").asText().startsWith("PgBouncer:"), check.toString());
       assertTrue(agent(leader, "AGENT_PRIMARY").startsWith("down #PgBouncer:"));
@@ -180,7 +180,7 @@ class ClusterIT {
       String winner = watched("hard failover (SIGKILL Patroni + PostgreSQL on " + crashed + ")",
           () -> lab.run(Duration.ofSeconds(60), "crash", Integer.toString(i)), Optional.empty());
       assertNotEquals(crashed, winner);
-      assertEquals("critical", agentOf(crashed).checkStatus("service:patroni-primary-" + crashed));
+      assertEquals("critical", agentOf(crashed).checkStatus("service:patroni-primary/" + lab.scope() + "/" + crashed));
       // Without a primary for Patroni's ttl (20 s), longer than the rule's 10 s: Prometheus fired it, for this scope.
       Map<String, String> fired = noPrimary.stop().orElseThrow(() -> new AssertionError(NO_PRIMARY
           + " did not fire while the cluster had no primary"));
@@ -230,7 +230,7 @@ class ClusterIT {
     try {
       Await.until("Patroni paused", CONVERGE, () -> patroni(leader).path("pause").asBoolean(false), p -> p);
       Await.until("the primary's check says Patroni is paused", CONVERGE,
-          () -> agentOf(leader).check("service:patroni-primary-" + leader).path("Output").asText(),
+          () -> agentOf(leader).check("service:patroni-primary/" + lab.scope() + "/" + leader).path("Output").asText(),
           o -> o.contains("Patroni paused"));
       assertEquals(List.of(leader), consul.passingNodes("patroni-primary"), "maintenance mode is not a failure");
       consumersFollow(leader);
@@ -241,9 +241,9 @@ class ClusterIT {
           + " FROM generate_series(1, 120000) g; DROP TABLE e2e_fill");
       assertTrue(fill.ok(), fill.toString());
       Await.until(laggard + "'s replica check critical for lag", CONVERGE,
-          () -> agentOf(laggard).check("service:patroni-replica-" + laggard).path("Output").asText(),
+          () -> agentOf(laggard).check("service:patroni-replica/" + lab.scope() + "/" + laggard).path("Output").asText(),
           o -> o.contains("exceeds max-lag"));
-      assertEquals("critical", agentOf(laggard).checkStatus("service:patroni-replica-" + laggard));
+      assertEquals("critical", agentOf(laggard).checkStatus("service:patroni-replica/" + lab.scope() + "/" + laggard));
       // The client agent syncs the status to the catalog asynchronously: the servers' view follows shortly.
       Await.until("the catalog drops " + laggard + " from the passing replicas", CONVERGE,
           () -> consul.passingNodes("patroni-replica"), nodes -> !nodes.contains(laggard));
@@ -284,9 +284,9 @@ class ClusterIT {
     lab.run(Duration.ofSeconds(30), "pgbeacon-stop", Integer.toString(i), "TERM");
     try {
       // lab.sh returns once the process has exited; the checks must already be critical.
-      assertEquals("critical", agent.checkStatus("service:patroni-primary-" + node));
-      assertEquals("critical", agent.checkStatus("service:patroni-replica-" + node));
-      assertEquals("pgbeacon stopped", agent.check("service:patroni-primary-" + node).path("Output").asText());
+      assertEquals("critical", agent.checkStatus("service:patroni-primary/" + lab.scope() + "/" + node));
+      assertEquals("critical", agent.checkStatus("service:patroni-replica/" + lab.scope() + "/" + node));
+      assertEquals("pgbeacon stopped", agent.check("service:patroni-primary/" + lab.scope() + "/" + node).path("Output").asText());
       Await.until("the catalog drops the primary", CONVERGE, () -> consul.passingNodes("patroni-primary"),
           List::isEmpty);
     } finally {
@@ -306,14 +306,14 @@ class ClusterIT {
     ConsulHttp agent = agentOf(node);
     lab.run(Duration.ofSeconds(30), "pgbeacon-stop", Integer.toString(i), "KILL");
     try {
-      assertEquals("passing", agent.checkStatus("service:patroni-replica-" + node),
+      assertEquals("passing", agent.checkStatus("service:patroni-replica/" + lab.scope() + "/" + node),
           "nobody said goodbye: the check passes until its TTL runs out");
       long killed = System.nanoTime();
-      Await.until("TTL expiry", Duration.ofSeconds(30), () -> agent.checkStatus("service:patroni-replica-" + node),
+      Await.until("TTL expiry", Duration.ofSeconds(30), () -> agent.checkStatus("service:patroni-replica/" + lab.scope() + "/" + node),
           "critical"::equals);
       double seconds = (System.nanoTime() - killed) / 1e9;
       System.out.printf("replica check of %s expired %.1fs after SIGKILL (TTL 10s)%n", node, seconds);
-      assertTrue(agent.check("service:patroni-replica-" + node).path("Output").asText().contains("TTL expired"));
+      assertTrue(agent.check("service:patroni-replica/" + lab.scope() + "/" + node).path("Output").asText().contains("TTL expired"));
     } finally {
       lab.run(Duration.ofSeconds(30), "pgbeacon-start", Integer.toString(i));
     }

@@ -175,7 +175,7 @@ class FaultIT {
       long until = System.nanoTime() + TTL.multipliedBy(2).toNanos();
       List<String> seen = new ArrayList<>();
       while (System.nanoTime() < until) {
-        for (String id : List.of("service:patroni-primary-" + leader, "service:patroni-replica-" + leader)) {
+        for (String id : List.of("service:patroni-primary/" + lab.scope() + "/" + leader, "service:patroni-replica/" + lab.scope() + "/" + leader)) {
           JsonNode check = agent.check(id);
           String status = check.path("Status").asText("absent");
           if (!status.equals("critical") || !check.path("Output").asText().endsWith("pgbeacon stopped")) {

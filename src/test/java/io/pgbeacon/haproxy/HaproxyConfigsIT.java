@@ -551,14 +551,14 @@ class HaproxyConfigsIT {
 
   /** What pgbeacon's registrar does, in short: one service instance per node with a TTL check in a given state. */
   static void register(ConsulDevAgent consul, String service, int n, int port, boolean passing) throws Exception {
-    put(consul, "/v1/agent/service/register", "{\"ID\": \"" + service + "-pg" + n + "\", \"Name\": \"" + service + "\", \"Address\": \""
+    put(consul, "/v1/agent/service/register", "{\"ID\": \"" + service + "/demo/pg" + n + "\", \"Name\": \"" + service + "\", \"Address\": \""
         + Nodes.address(n) + "\", \"Port\": " + port + ", \"Check\": {\"TTL\": \"1m\", \"Status\": \""
         + (passing ? "passing" : "critical") + "\"}}");
   }
 
   /** A TTL update, as pgbeacon pushes a change of verdict. */
   static void ttl(ConsulDevAgent consul, String service, int n, boolean passing) throws Exception {
-    put(consul, "/v1/agent/check/" + (passing ? "pass" : "fail") + "/service:" + service + "-pg" + n, "");
+    put(consul, "/v1/agent/check/" + (passing ? "pass" : "fail") + "/service:" + service + "/demo/pg" + n, "");
   }
 
   static void put(ConsulDevAgent consul, String path, String body) throws Exception {

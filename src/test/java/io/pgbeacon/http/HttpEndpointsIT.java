@@ -131,7 +131,7 @@ class HttpEndpointsIT {
   @Test
   void statusShowsTheVerdictTheReadsAndTheConsulPushes() throws Exception {
     JsonNode status = Await.until("the pushes in /status", SOON, () -> json("/status"),
-        s -> s.path("consul").path("checks").has("service:patroni-primary-node1"));
+        s -> s.path("consul").path("checks").has("service:patroni-primary/pgbeacon-lab/node1"));
     assertEquals("node1", status.path("node").asText());
     assertEquals("pgbeacon-lab", status.path("scope").asText());
     assertEquals("primary", status.path("role").asText());
@@ -139,7 +139,7 @@ class HttpEndpointsIT {
     assertEquals("wrong_role", status.path("views").path("replica").path("kind").asText());
     assertTrue(status.path("views").path("primary").path("observation_age_seconds").asDouble() < 5);
     assertTrue(status.path("patroni").path("latency_seconds").asDouble() > 0, status.toString());
-    JsonNode push = status.path("consul").path("checks").path("service:patroni-primary-node1");
+    JsonNode push = status.path("consul").path("checks").path("service:patroni-primary/pgbeacon-lab/node1");
     assertEquals("passing", push.path("status").asText());
     assertTrue(push.path("ok").asBoolean(), push.toString());
     assertTrue(status.path("config").toString().contains("patroni:"), "the effective config");

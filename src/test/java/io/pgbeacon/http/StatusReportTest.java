@@ -34,11 +34,11 @@ class StatusReportTest {
                {"key": "service/pgbeacon-lab/failover", "reading": true, "value": null, "error": null,
                 "changed_at": null, "read_at": "2026-12-01T12:04:59.9Z"}],
              "consul": {"address": "http://127.0.0.1:8500",
-               "registered": {"patroni-primary-node1": "2026-12-01T12:00:00Z"},
+               "registered": {"patroni-primary/pgbeacon-lab/node1": "2026-12-01T12:00:00Z"},
                "checks": {
-                 "service:patroni-primary-node1": {"at": "2026-12-01T12:04:58Z", "status": "passing",
+                 "service:patroni-primary/pgbeacon-lab/node1": {"at": "2026-12-01T12:04:58Z", "status": "passing",
                    "output": "primary, timeline 1", "ok": true, "error": null, "last_ok": "2026-12-01T12:04:58Z"},
-                 "service:patroni-primary-node1:pgbeacon": {"at": "2026-12-01T12:04:57Z", "status": "passing",
+                 "service:patroni-primary/pgbeacon-lab/node1:pgbeacon": {"at": "2026-12-01T12:04:57Z", "status": "passing",
                    "output": "pgbeacon 0.9.0 running", "ok": true, "error": null,
                    "last_ok": "2026-12-01T12:04:57Z"}}},
              "config": ["patroni: http://127.0.0.1:8008"]}
@@ -54,8 +54,8 @@ class StatusReportTest {
               service/pgbeacon-lab/leader: node1  (changed 2026-12-01T11:59:59Z, read 2026-12-01T12:04:59.900Z)
               service/pgbeacon-lab/failover: no key  (read 2026-12-01T12:04:59.900Z)
             Consul checks (agent http://127.0.0.1:8500), last push:
-              service:patroni-primary-node1           passing   "primary, timeline 1"  at 2026-12-01T12:04:58Z, ok
-              service:patroni-primary-node1:pgbeacon  passing   "pgbeacon 0.9.0 running"  at 2026-12-01T12:04:57Z, ok
+              service:patroni-primary/pgbeacon-lab/node1           passing   "primary, timeline 1"  at 2026-12-01T12:04:58Z, ok
+              service:patroni-primary/pgbeacon-lab/node1:pgbeacon  passing   "pgbeacon 0.9.0 running"  at 2026-12-01T12:04:57Z, ok
             """),
         row("a replica past max-lag, its leader watch and one push failing", """
             {"pgbeacon": "0.9.0", "node": "node2", "scope": "pgbeacon-lab", "role": "replica",
@@ -73,7 +73,7 @@ class StatusReportTest {
                 "error": "Consul unreachable", "changed_at": "2026-12-01T11:00:00Z", "read_at": "2026-12-01T12:04:00Z"}],
              "consul": {"address": "http://127.0.0.1:8500", "registered": {},
                "checks": {
-                 "service:patroni-replica-node2": {"at": "2026-12-01T12:04:59Z", "status": "critical",
+                 "service:patroni-replica/pgbeacon-lab/node2": {"at": "2026-12-01T12:04:59Z", "status": "critical",
                    "output": "replica, lag 17MB", "ok": false, "error": "Consul unreachable: Connection refused",
                    "last_ok": "2026-12-01T12:04:40Z"}}}}
             """, """
@@ -88,7 +88,7 @@ class StatusReportTest {
             DCS watches:
               service/pgbeacon-lab/leader: failing (Consul unreachable), last seen node1, read 2026-12-01T12:04:00Z
             Consul checks (agent http://127.0.0.1:8500), last push:
-              service:patroni-replica-node2  critical  "replica, lag 17MB"  at 2026-12-01T12:04:59Z, failed: \
+              service:patroni-replica/pgbeacon-lab/node2  critical  "replica, lag 17MB"  at 2026-12-01T12:04:59Z, failed: \
             Consul unreachable: Connection refused (last ok 2026-12-01T12:04:40Z)
             """),
         row("a daemon just started: nothing read, nothing pushed", """
@@ -120,7 +120,7 @@ class StatusReportTest {
             {"node": "node3", "views": {"primary": {"status": "passing"}, "replica": {}},
              "patroni": {"outcome": "primary, running"},
              "dcs_watches": [{"key": "service/x/leader"}],
-             "consul": {"checks": {"service:patroni-primary-node3": {"status": "passing"}}}}
+             "consul": {"checks": {"service:patroni-primary/pgbeacon-lab/node3": {"status": "passing"}}}}
             """, """
             node node3, scope ?, role ?, Patroni ?, pgbeacon ?
             views:
@@ -132,7 +132,7 @@ class StatusReportTest {
             DCS watches:
               service/x/leader: ?  (changed ?, read ?)
             Consul checks (agent ?), last push:
-              service:patroni-primary-node3  passing   ?  at ?, ?
+              service:patroni-primary/pgbeacon-lab/node3  passing   ?  at ?, ?
             """),
         row("fields of another shape than this version's", """
             {"node": {"name": "node1"}, "views": ["primary"], "lag_bytes": "unknown", "patroni": "down",

@@ -83,6 +83,17 @@ public final class Lab implements BeforeAllCallback {
     return start(new Lab(dir, Integer.toString(basePort), patroni, pgbeacon));
   }
 
+  /**
+   * As {@link #start(String, int, String)}, with more of lab.sh's settings: e.g. {@code LAB_CONSUL_OF} (a second
+   * cluster on this lab's Consul agents), {@code LAB_STANDBY_OF} (a standby cluster of this lab's), {@code LAB_SCOPE},
+   * {@code LAB_NODES}, {@code LAB_ADDR_BASE}.
+   */
+  public static Lab startWith(String dir, int basePort, String patroni, Map<String, String> more) {
+    Lab lab = new Lab(dir, Integer.toString(basePort), patroni);
+    lab.settings.putAll(more);
+    return start(lab);
+  }
+
   private static Lab start(Lab lab) {
     lab.run(Duration.ofMinutes(4), "stop");
     try {
@@ -244,14 +255,18 @@ public final class Lab implements BeforeAllCallback {
     return Path.of(env("LAB_DIR"), "node" + index(node), what + ".log");
   }
 
-  /** Patroni's leader as its REST API ({@code GET /cluster} of the first node that answers) names it, or "(none)". */
+  /**
+   * Patroni's leader (a standby cluster's: its standby leader) as its REST API ({@code GET /cluster} of the first node
+   * that answers) names it, or "(none)".
+   */
   public String leader() {
     for (String node : nodeNames()) {
       try {
         HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create(rest(node) + "/cluster"))
             .timeout(Duration.ofSeconds(2)).build(), HttpResponse.BodyHandlers.ofString());
         for (JsonNode m : JSON.readTree(r.body()).path("members")) {
-          if ("leader".equals(m.path("role").asText())) {
+          // a standby cluster's leader: standby_leader
+          if ("leader".equals(m.path("role").asText()) || "standby_leader".equals(m.path("role").asText())) {
             return m.path("name").asText();
           }
         }

@@ -184,6 +184,12 @@ public final class StandInConsul implements AutoCloseable {
           .put("Output", c.output()));
       return new Answer(200, all.toString());
     }
+    if (method.equals("GET") && path.equals("/v1/agent/services")) {
+      ObjectNode all = JSON.createObjectNode();
+      services.forEach((id, r) -> all.putObject(id).put("ID", id).put("Service", r.path("Name").asText())
+          .set("Meta", r.path("Meta")));
+      return new Answer(200, all.toString());
+    }
     return new Answer(404, "stand-in: no such endpoint " + method + " " + path);
   }
 
