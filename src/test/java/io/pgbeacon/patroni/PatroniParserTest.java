@@ -128,6 +128,19 @@ class PatroniParserTest {
 
   @ParameterizedTest
   @ValueSource(strings = {"3.0.2", "4.1.5"})
+  void readsAStandbyClustersLeader(String version) throws Exception {
+    PatroniStatus s = PatroniParser.status(fixture(version, "standby-leader.json"), false);
+    assertEquals(Role.STANDBY_LEADER, s.role());
+    assertTrue(s.running());
+    // 4.1.5 says it streams from the source cluster; 3.0.2 says nothing of it, as for its replicas.
+    assertEquals(!version.startsWith("3"), s.replicating());
+    assertEquals(!version.startsWith("3"), s.reportsStreaming());
+    ClusterView view = PatroniParser.cluster(fixture(version, "cluster-standby.json"));
+    assertEquals(Optional.of("node1"), view.leader().map(ClusterView.Member::name), "the standby leader leads");
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"3.0.2", "4.1.5"})
   void readsAReplicaWhoseReplicationConnectionIsBroken(String version) throws Exception {
     PatroniStatus s = PatroniParser.status(fixture(version, "replica-not-streaming.json"), false);
     assertTrue(s.running());
