@@ -91,10 +91,12 @@ final class MonitorVerticle extends VerticleBase implements DcsWatch.Listener {
     dcs = new DcsWatch(vertx, consul, config.patroni().leaderKey(), time, seen::self, this, metrics);
     registrar.start();
     registrar.publish(board.health());
-    polls = new ReadLoop<>(vertx, time, config.pollInterval(), this::readPatroni, this::polled, this::failed);
+    polls = new ReadLoop<>(vertx, time, config.pollInterval(), this::readPatroni, this::polled, this::failed,
+        () -> cadence.next(seen.reading()));
     config.pgbouncer().ifPresent(c -> {
       pgbouncer = new PgBouncerProbe(vertx, c, metrics);
-      probes = new ReadLoop<>(vertx, time, config.pollInterval(), pgbouncer::probe, this::probed, this::failed);
+      probes = new ReadLoop<>(vertx, time, config.pollInterval(), pgbouncer::probe, this::probed, this::failed,
+          config::pollInterval);
       probes.start();
     });
     polls.start();

@@ -10,8 +10,9 @@ import java.util.function.Supplier;
 /**
  * One remote read after another, on the event loop that starts it: the next read is scheduled when the current one
  * ends, so reads of one kind never overlap and each read's deadline bounds the loop's pace. The loop's boundary: a
- * read that cannot start or an answer whose handling throws goes to {@code failed}, and the loop goes on one
- * {@code interval} later.
+ * read that cannot start goes to {@code failed} and the loop goes on one {@code interval} later; an answer whose
+ * handling throws goes to {@code failed} too, and the next read comes {@code afterFailure} later (the poll's
+ * cadence: {@code failed} published a change, which quickens it).
  *
  * @param <T> the answer; the read's future never fails (the clients fold every failure into an answer)
  */
@@ -27,15 +28,17 @@ final class ReadLoop<T> {
   private final Handler<T> handler;
   private final Consumer<RuntimeException> failed;
   private final Duration interval;
+  private final Supplier<Duration> afterFailure;
   private final TimeSource time;
   private long timer = -1;
   private boolean stopped;
 
   ReadLoop(Vertx vertx, TimeSource time, Duration interval, Supplier<Future<T>> read, Handler<T> handler,
-      Consumer<RuntimeException> failed) {
+      Consumer<RuntimeException> failed, Supplier<Duration> afterFailure) {
     this.vertx = vertx;
     this.time = time;
     this.interval = interval;
+    this.afterFailure = afterFailure;
     this.read = read;
     this.handler = handler;
     this.failed = failed;
@@ -75,13 +78,13 @@ final class ReadLoop<T> {
       if (stopped) {
         return;
       }
-      Duration next = interval;
+      Duration next = null;
       try {
         next = handler.handle(done.result(), started);
       } catch (RuntimeException e) {
         failed.accept(e);
       } finally {
-        schedule(next);
+        schedule(next != null ? next : afterFailure.get());
       }
     });
   }

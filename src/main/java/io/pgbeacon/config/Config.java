@@ -16,7 +16,8 @@ import java.util.Optional;
  * @param pgbouncer empty when PgBouncer is not checked at all
  * @param http empty with {@code http: off}
  * @param sources where a key's value came from when the operator did not write it: {@code patroni.url} →
- *     {@code /etc/patroni/config.yml: restapi.listen} (from {@code patroni.config-file}); for messages only
+ *     {@code /etc/patroni/config.yml: restapi.listen} (from {@code patroni.config-file}), and Patroni's scope there as
+ *     {@code scope <name>}, which no key takes (the leader key follows the scope Patroni answers); for messages only
  */
 public record Config(
     Optional<String> node,

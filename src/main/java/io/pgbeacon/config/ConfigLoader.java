@@ -76,8 +76,6 @@ public final class ConfigLoader {
   private final Map<String, String> sources = new LinkedHashMap<>();
   /** Passwords and tokens Patroni's file holds in place (pgbeacon's own keys name files), by key. */
   private final Map<String, Secret> inlineSecrets = new LinkedHashMap<>();
-  /** Patroni's scope from its file, keyed by where it came from; it makes {@code leader-key: auto} one key. */
-  private Optional<Setting<String>> patroniScope = Optional.empty();
 
   private ConfigLoader(Map<String, String> env) {
     this.env = env;
@@ -224,7 +222,8 @@ public final class ConfigLoader {
         continue;
       }
       if (k.equals("scope")) {
-        patroniScope = Optional.of(new Setting<>(origin, v.value()));
+        // Shown, not used: the leader key follows the scope Patroni answers (PATRONI_SCOPE may override the file's).
+        sources.put("scope " + v.value(), origin);
         continue;
       }
       sources.put(k, origin);
@@ -330,9 +329,7 @@ public final class ConfigLoader {
           + " (Patroni's default is /service/)");
     }
     return switch (text.strip().toLowerCase(Locale.ROOT)) {
-      // Patroni's file names the scope too: the key is then known before Patroni answers (and validate shows it).
-      case "auto" -> patroniScope.map(s -> new Config.LeaderKey(Config.LeaderKey.auto(namespace).resolve(
-          s.value()), true)).orElse(Config.LeaderKey.auto(namespace));
+      case "auto" -> Config.LeaderKey.auto(namespace);
       case "off" -> Config.LeaderKey.OFF;
       default -> {
         // Patroni's key is always <namespace>/<scope>/leader: anything else never exists, and the watch would deny

@@ -568,8 +568,9 @@ class ConfigLoaderTest {
     Config c = ConfigLoader.parse("patroni: {config-file: " + file + "}", ConfigLoader.Overrides.none(), Map.of());
     assertEquals(Optional.of("db1"), c.node());
     assertEquals(URI.create("http://127.0.0.1:8008"), c.patroni().url(), "listen 0.0.0.0 is reached on 127.0.0.1");
-    assertEquals(new Config.LeaderKey(Optional.of("postgresql-common/15-main/leader"), true),
-        c.patroni().leaderKey(), "namespace and scope make the one key Patroni writes");
+    assertEquals(new Config.LeaderKey(Optional.of("postgresql-common/{scope}/leader"), true),
+        c.patroni().leaderKey(), "in Patroni's namespace, for the scope Patroni answers");
+    assertEquals(file + ": scope", c.sources().get("scope 15-main"), "the file's scope shown, not used");
     assertEquals(URI.create("http://127.0.0.1:8500"), c.consul().address());
     assertEquals(file + ": consul.token", c.consul().token().orElseThrow().source());
     assertEquals("patroni-consul-token", c.consul().token().orElseThrow().value());
@@ -590,7 +591,8 @@ class ConfigLoaderTest {
     assertEquals(Optional.of("pg/{scope}/leader"), c.patroni().leaderKey().template());
     assertEquals(URI.create("http://127.0.0.1:8600"), c.consul().address());
     assertEquals(Optional.empty(), c.consul().token(), "Patroni's token is for Patroni's agent, not this one");
-    assertEquals(java.util.Set.of("patroni.namespace"), c.sources().keySet(), "nothing else was left to Patroni");
+    assertEquals(java.util.Set.of("patroni.namespace", "scope 15-main"), c.sources().keySet(),
+        "nothing else was left to Patroni");
   }
 
   @Test

@@ -77,7 +77,8 @@ class PatroniFileIT {
       for (String line : List.of(
           "node:      " + node,
           "patroni:   " + lab.rest(node) + " ",
-          "leader key: postgresql-common/" + lab.scope() + "/leader (auto",
+          "leader key: postgresql-common/{scope}/leader (auto",
+          "from:      scope " + lab.scope() + " ← " + patroniFile + "scope",
           "consul:    http://" + lab.consulAgent(node) + ",",
           "from:      node ← " + patroniFile + "name",
           "from:      patroni.url ← " + patroniFile + "restapi.listen",
