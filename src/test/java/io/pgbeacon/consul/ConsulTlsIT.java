@@ -156,7 +156,7 @@ class ConsulTlsIT {
       beacon.assertAlive();
       return http.passingNodes(name + "-primary");
     }, nodes -> nodes.equals(List.of("node1")));
-    assertTrue(http.service(name + "-replica-node1").isObject(), "the replica service is registered too");
+    assertTrue(http.service(name + "-replica/pgbeacon-lab/node1").isObject(), "the replica service is registered too");
     // (Eight JVMs starting at once on two cores may well make a first call slow: that is no TLS failure.)
     List<String> failures = beacon.lines().stream().filter(l -> l.contains(" WARN ")
         && (l.contains("TLS with Consul failed") || l.contains("Consul unreachable"))).toList();
